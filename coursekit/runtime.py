@@ -1,0 +1,204 @@
+"""Where am I running, and what should a lesson use here?
+
+Every notebook starts with a *profile cell*. It asks this module for a profile
+(``smoke`` / ``colab`` / ``full``), a device and a precision, and takes every
+size, model and step count from there. One line is printed saying what was
+chosen and why::
+
+    >>> P = get_profile("smoke")
+    profile: smoke (asked for by name) · device cpu · fp32 (no CUDA: fp32 on CPU)
+    >>> P.pick(smoke=20, colab=500, full=2000)
+    20
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+PROFILES: dict[str, str] = {
+    "smoke": "CPU, offline, tiny configs: seconds to a minute per notebook",
+    "colab": "a free Colab T4 (16 GB, fp16): Hub models at lesson scale",
+    "full": "A100/H100 class (bf16, torch.compile): the seeds' real sizes",
+}
+FULL_MIN_GPU_GB = 40
+ENV_VAR = "COURSEKIT_PROFILE"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The training/inference precision chosen for a device, with the reason."""
+
+    name: str  # "bf16" | "fp16" | "fp32"
+    reason: str
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+
+    @property
+    def bf16(self) -> bool:
+        return self.name == "bf16"
+
+    @property
+    def fp16(self) -> bool:
+        return self.name == "fp16"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a lesson should use on this machine."""
+
+    name: str
+    reason: str
+    device: str
+    precision: Precision
+    fallback: str = ""  # set when the profile wanted a GPU and got the CPU
+
+    @property
+    def offline(self) -> bool:
+        """True when the lesson must use only packaged, offline assets."""
+        return self.name == "smoke"
+
+    def pick(self, *, smoke: T, colab: T, full: T) -> T:
+        """Choose one value per profile: ``P.pick(smoke=20, colab=500, full=2000)``."""
+        return {"smoke": smoke, "colab": colab, "full": full}[self.name]
+
+    def summary(self) -> str:
+        line = (
+            f"profile: {self.name} ({self.reason}) · device {self.device} · "
+            f"{self.precision.name} ({self.precision.reason})"
+        )
+        return line + (f" · {self.fallback}" if self.fallback else "")
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def _cuda_memory_gb() -> float:
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    return torch.cuda.get_device_properties(0).total_memory / 1024**3
+
+
+def check_profile_name(name: str) -> str:
+    """Return ``name`` normalised, or raise a ValueError listing the valid names."""
+    key = name.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise ValueError(
+            f"Unknown profile {name!r}. Valid profiles: {valid}. "
+            f"Pass one of them to get_profile() or set {ENV_VAR}."
+        )
+    return key
+
+
+def detect_profile() -> tuple[str, str]:
+    """The profile this machine should get, and why (see DESIGN.md)."""
+    if in_colab():
+        return "colab", "running in Google Colab"
+    gb = _cuda_memory_gb()
+    if gb >= FULL_MIN_GPU_GB:
+        return "full", f"CUDA GPU with {gb:.0f} GB ≥ {FULL_MIN_GPU_GB} GB"
+    if gb > 0:
+        return "smoke", f"CUDA GPU with only {gb:.0f} GB < {FULL_MIN_GPU_GB} GB"
+    return "smoke", "no CUDA GPU"
+
+
+def get_device() -> str:
+    """``"cuda"`` if available, else ``"mps"`` (Apple silicon), else ``"cpu"``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_precision(device: str | None = None) -> Precision:
+    """bf16 where the GPU does it natively, fp16 on older GPUs (T4), fp32 otherwise.
+
+    ``including_emulation=False`` matters: a T4 *emulates* bf16 slowly, and
+    would otherwise be told it supports it.
+    """
+    import torch
+
+    device = device or get_device()
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return Precision("bf16", "GPU supports bf16 natively")
+        return Precision("fp16", "GPU has no native bf16 (e.g. T4): fp16 with loss scaling")
+    if device == "mps":
+        return Precision("fp32", "Apple MPS: fp32 is the safe default")
+    return Precision("fp32", "no CUDA: fp32 on CPU")
+
+
+def get_profile(name: str | None = None, *, verbose: bool = True) -> Profile:
+    """Choose the profile: ``name``, else ``$COURSEKIT_PROFILE``, else from the machine.
+
+    ``colab`` or ``full`` on a machine without CUDA still runs, on the CPU, and
+    says so in the printed line.
+    """
+    if name is not None:
+        key, reason = check_profile_name(name), "asked for by name"
+    elif os.environ.get(ENV_VAR):
+        key, reason = check_profile_name(os.environ[ENV_VAR]), f"from ${ENV_VAR}"
+    else:
+        key, reason = detect_profile()
+    device = get_device()
+    fallback = ""
+    if key != "smoke" and device != "cuda":
+        fallback = f"no CUDA GPU here, so '{key}' falls back to {device} (it will be slow)"
+    profile = Profile(key, reason, device, pick_precision(device), fallback)
+    if verbose:
+        print(profile.summary())
+    return profile
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if "torch" in sys.modules or importlib.util.find_spec("torch"):
+        import torch
+
+        torch.manual_seed(seed)  # also seeds every CUDA device
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
+    return seed
+
+
+VERSIONED = ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", "keras", "tensorflow")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of Python and the course's main libraries."""
+    out = {"python": platform.python_version()}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def versions_line() -> str:
+    return " · ".join(f"{k} {v}" for k, v in versions().items())

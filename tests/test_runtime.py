@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from coursekit import runtime
+from coursekit.runtime import get_device, get_profile, pick_precision, seed_everything, versions
+
+
+def test_unknown_profile_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        get_profile("laptop")
+    for name in ("smoke", "colab", "full"):
+        assert name in str(err.value)
+
+
+def test_env_var_chooses_profile(monkeypatch, capsys):
+    monkeypatch.setenv("COURSEKIT_PROFILE", "smoke")
+    profile = get_profile()
+    assert profile.name == "smoke" and profile.offline
+    line = capsys.readouterr().out.strip()
+    assert line.count("\n") == 0 and "smoke" in line and "COURSEKIT_PROFILE" in line
+
+
+def test_env_var_unknown_profile_is_an_error(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_PROFILE", "huge")
+    with pytest.raises(ValueError, match="Valid profiles"):
+        get_profile()
+
+
+def test_full_without_cuda_falls_back_to_cpu_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    profile = get_profile("full")
+    out = capsys.readouterr().out
+    assert profile.name == "full" and profile.device == "cpu"
+    assert "falls back to cpu" in out and out.count("\n") == 1
+
+
+def test_auto_detection(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_PROFILE", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setattr(runtime, "_cuda_memory_gb", lambda: 0.0)
+    assert runtime.detect_profile()[0] == "smoke"
+    monkeypatch.setattr(runtime, "_cuda_memory_gb", lambda: 80.0)
+    assert runtime.detect_profile()[0] == "full"
+    monkeypatch.setattr(runtime, "_cuda_memory_gb", lambda: 15.0)
+    assert runtime.detect_profile()[0] == "smoke"
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab")
+    assert runtime.detect_profile()[0] == "colab"
+
+
+def test_pick_value_per_profile():
+    assert get_profile("colab", verbose=False).pick(smoke=1, colab=2, full=3) == 2
+
+
+def test_device_order(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert get_device() == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device() == "cpu"
+
+
+@pytest.mark.parametrize("native_bf16, expected", [(True, "bf16"), (False, "fp16")])
+def test_precision_on_gpus(monkeypatch, native_bf16, expected):
+    calls = []
+
+    def fake(including_emulation=True):
+        calls.append(including_emulation)
+        return native_bf16 or including_emulation  # a T4 "supports" bf16 only by emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", fake)
+    p = pick_precision("cuda")
+    assert p.name == expected and p.reason
+    assert calls == [False]
+    assert p.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[expected]
+
+
+def test_precision_on_cpu():
+    p = pick_precision("cpu")
+    assert (p.name, p.dtype, p.bf16, p.fp16) == ("fp32", torch.float32, False, False)
+
+
+def test_seed_everything_repeats():
+    seed_everything(123)
+    a = (torch.rand(3), __import__("numpy").random.rand(2), __import__("random").random())
+    seed_everything(123)
+    b = (torch.rand(3), __import__("numpy").random.rand(2), __import__("random").random())
+    assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+def test_versions_lists_the_stack():
+    v = versions()
+    assert v["torch"] == torch.__version__.split("+")[0]
+    assert {"python", "transformers", "peft", "trl", "keras"} <= set(v)
