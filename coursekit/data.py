@@ -9,8 +9,8 @@ Two kinds of data, both available without a network:
   ``data/*.jsonl`` and regenerating gives byte-identical files::
 
     >>> rows = arithmetic_rows(2, seed=0)
-    >>> rows[0]["messages"][1]["content"]  # the assistant's answer, always right
-    '...'
+    >>> [m["content"] for m in rows[0]["messages"][1:]]  # the answer is computed, so right
+    ['What is 99 + 55?', '154']
 
 Load a written file with the Hub's own API::
 
@@ -124,7 +124,8 @@ def product_rows(n: int, seed: int = 2) -> list[dict[str, Any]]:
         category = rng.choice(sorted(PRODUCT_CATEGORIES))
         features = sorted(rng.sample(sorted(PRODUCT_FEATURES), rng.randint(0, 2)))
         years = rng.randint(0, 3)
-        desc = f"A {' '.join(features + [category])} with a {years}-year warranty."
+        warranty = f"a {years}-year warranty" if years else "no warranty"
+        desc = f"A {' '.join(features + [category])} with {warranty}."
         price = product_price(category, features, years)
         rows.append({"description": desc, "category": category, "features": features,
                      "warranty_years": years, "price": price,
@@ -147,7 +148,7 @@ def story_rows(n: int, seed: int = 3) -> list[dict[str, Any]]:
         synopsis = f"{hero.capitalize()} in {place} wants to {goal}."
         story = (f"Once upon a time, in {place}, there lived {hero}. Every day the hero dreamed "
                  f"of a single thing: to {goal}. After many tries and one good friend's help, "
-                 f"the hero did {goal.split(' ', 1)[0]} it at last, and {place} was glad.")
+                 f"the hero managed to {goal} at last, and everyone in {place} cheered.")
         rows.append({"synopsis": synopsis, "story": story})
     return rows
 

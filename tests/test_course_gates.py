@@ -1,0 +1,69 @@
+"""Static gates: the notebooks follow the template, and generated files are in sync."""
+
+import json
+import re
+
+import pytest
+
+from coursekit import course
+
+NOTEBOOKS = course.notebook_paths()
+EXPECTED = ["00_tinygpt", "01_transformers"]
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb):
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_the_foundation_lessons_exist():
+    names = {p.stem for p in NOTEBOOKS}
+    assert set(EXPECTED) <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_are_stripped(path):
+    nb = load(path)
+    assert not course.strip_outputs(nb), f"{path.name} carries outputs: run python -m coursekit.course"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_template_cells(path):
+    nb = load(path)
+    assert course.template_problems(nb) == []
+    assert course.tagged_sources(nb)["setup"] == course.setup_cell_source()
+    assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_hard_coded_cuda_and_claims_are_checked(path):
+    cells = code_cells(load(path))
+    joined = "\n".join(cells)
+    assert not re.search(r"""["']cuda(:\d+)?["']|\.cuda\(\)""", joined), f"{path.name} hard-codes cuda"
+    assert sum("assert " in c for c in cells) >= 3, f"{path.name} needs check cells that assert its claims"
+
+
+def test_colab_links_in_sync():
+    assert (course.ROOT / "colab_links.md").read_text(encoding="utf-8") == course.colab_links_markdown()
+    for path in NOTEBOOKS:
+        assert course.colab_url(path) in course.colab_links_markdown()
+
+
+def test_environment_yml_mirrors_constraints():
+    assert (course.ROOT / "environment.yml").read_text(encoding="utf-8") == course.environment_yml()
+    assert "python=3.11" in course.environment_yml()
+    pins = course.pinned_requirements()
+    assert "torch==2.13.0" in pins and all("==" in p for p in pins)
+
+
+def test_strip_outputs_removes_outputs():
+    nb = {"cells": [{"cell_type": "code", "source": "1", "outputs": [{"x": 1}], "execution_count": 3}]}
+    assert course.strip_outputs(nb) and nb["cells"][0]["outputs"] == [] and not course.strip_outputs(nb)
+
+
+def test_template_problems_are_reported():
+    assert course.template_problems({"cells": []}) == [f"no cell tagged '{t}'" for t in course.REQUIRED_TAGS]

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from coursekit import data
+
+
+def test_regenerating_gives_byte_identical_files(tmp_path):
+    data.write_all(tmp_path)
+    for name in data.DATASETS:
+        shipped = (data.DATA_DIR / f"{name}.jsonl").read_bytes()
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == shipped, f"data/{name}.jsonl is stale: run python -m coursekit.data"
+
+
+def test_arithmetic_answers_are_right():
+    for row in data.arithmetic_rows(200, seed=7):
+        system, user, assistant = row["messages"]
+        assert (system["role"], user["role"], assistant["role"]) == ("system", "user", "assistant")
+        expr = user["content"].removeprefix("What is ").removesuffix("?")
+        assert str(eval(expr)) == assistant["content"]  # the expression is ours: digits and one operator
+
+
+def test_unit_conversions_are_right():
+    factors = {(a, b): f for a, b, f in data._UNITS}
+    for row in data.unit_rows(100):
+        words = row["messages"][1]["content"].rstrip(".").split()  # Convert 7 hours to minutes
+        x, src, dst = int(words[1]), words[2], words[4]
+        assert int(row["messages"][2]["content"]) == x * factors[(src, dst)]
+
+
+def test_product_prices_follow_the_rule():
+    for row in data.product_rows(100):
+        assert row["price"] == data.product_price(row["category"], row["features"], row["warranty_years"])
+        assert row["completion"] == f"{row['price']}.00" and row["description"] in row["prompt"]
+
+
+def test_multiple_choice_label_points_at_the_sensible_ending():
+    good = {t[1] for t in data._MC_TEMPLATES}
+    rows = data.multiple_choice_rows(40)
+    assert all(r["endings"][r["label"]] in good and len(r["endings"]) == 4 for r in rows)
+    assert len({r["label"] for r in rows}) > 1  # labels are shuffled, not always the same slot
+
+
+def test_generators_are_seeded():
+    assert data.story_rows(5, seed=1) == data.story_rows(5, seed=1)
+    assert data.story_rows(5, seed=1) != data.story_rows(5, seed=2)
+
+
+def test_corpora_ship_with_python():
+    docs = data.pydoc_documents()
+    assert len(docs) > 50 and 300_000 < sum(map(len, docs)) < 1_000_000
+    code = data.stdlib_sources(max_files=5)
+    assert len(code) == 5 and all("def " in src or "import" in src for src in code)
+
+
+def test_load_jsonl_uses_the_datasets_api():
+    ds = data.load_jsonl("hellaswag_mc")
+    assert len(ds) == 64 and set(ds.column_names) == {"ind", "ctx", "endings", "label"}
+
+
+def test_jsonl_lines_are_valid_json():
+    for line in data.to_jsonl(data.product_rows(3)).decode().splitlines():
+        assert isinstance(json.loads(line), dict)
+
+
+def test_unknown_or_missing_dataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="Valid names"):
+        data.dataset_path("nope")
+    with pytest.raises(FileNotFoundError, match="python -m coursekit.data"):
+        data.dataset_path("arithmetic", data_dir=tmp_path)
