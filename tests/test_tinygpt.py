@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from coursekit.runtime import seed_everything
+from coursekit.tinygpt import (
+    CharVocab,
+    accuracy,
+    attention_weights,
+    build_tinygpt,
+    expected_params,
+    generate,
+    param_table,
+    sliding_windows,
+    train_until_memorised,
+)
+
+SEED_SIZES = dict(vocab_size=5, seq_len=4, d_model=16, num_heads=2, d_ff=32)
+TEXT = "hello hello"
+
+
+@pytest.fixture(scope="module")
+def seed_model():
+    seed_everything(0)
+    return build_tinygpt(**SEED_SIZES)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    seed_everything(0)
+    model = build_tinygpt(**SEED_SIZES)
+    vocab = CharVocab(TEXT)
+    X, y = sliding_windows(vocab.encode(TEXT), 4)
+    losses = train_until_memorised(model, X, y, max_epochs=300)
+    return model, vocab, X, y, losses
+
+
+def test_seed_parameter_table(seed_model):
+    table = param_table(seed_model)
+    assert table == {
+        "token embedding": 80,
+        "position embedding": 64,
+        "attention": 1088,
+        "FFN": 1072,
+        "LayerNorms": 64,
+        "LM head": 85,
+        "total": 2453,
+    }
+    assert seed_model.count_params() == 2453
+    assert table == expected_params(**SEED_SIZES)
+
+
+def test_other_size_matches_formula():
+    sizes = dict(vocab_size=7, seq_len=6, d_model=24, num_heads=3, d_ff=40)
+    model = build_tinygpt(**sizes)
+    # 7*24 + 6*24 + 4*(24*24+24) + (24*40+40 + 40*24+24) + 2*2*24 + (24*7+7)
+    assert model.count_params() == 168 + 144 + 2400 + 1984 + 96 + 175 == 4967
+    assert param_table(model) == expected_params(**sizes)
+
+
+def test_output_shape(seed_model):
+    ids = np.zeros((3, 4), dtype="int32")
+    assert tuple(seed_model(ids).shape) == (3, 4, 5)
+
+
+def test_causal_mask(seed_model):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, size=(2, 4)).astype("int32")
+    b = a.copy()
+    b[:, -1] = (b[:, -1] + 1) % 5  # change only the last token
+    la, lb = np.asarray(seed_model(a)), np.asarray(seed_model(b))
+    np.testing.assert_allclose(la[:, :-1], lb[:, :-1], atol=1e-6)  # earlier positions: unchanged
+    assert not np.allclose(la[:, -1], lb[:, -1])
+
+
+def test_vocab_and_windows():
+    vocab = CharVocab(TEXT)
+    assert vocab.chars == [" ", "e", "h", "l", "o"] and len(vocab) == 5
+    assert vocab.decode(vocab.encode(TEXT)) == TEXT
+    X, y = sliding_windows(vocab.encode(TEXT), 4)
+    assert X.shape == (7, 4) and y.shape == (7,)
+    pairs = [(vocab.decode(x), vocab.decode([t])) for x, t in zip(X, y)]
+    assert pairs == [("hell", "o"), ("ello", " "), ("llo ", "h"), ("lo h", "e"),
+                     ("o he", "l"), (" hel", "l"), ("hell", "o")]
+
+
+def test_training_memorises_and_generates(trained):
+    model, vocab, X, y, losses = trained
+    assert accuracy(model, X, y) == 1.0
+    assert 1 <= len(losses) <= 300 and losses[-1] < losses[0]
+    assert generate(model, vocab, "hell", 13) == "hello hello hello"
+    assert generate(model, vocab, "o he", 8) == "o hello hell"
+
+
+def test_attention_weights(trained):
+    model, _, X, _, _ = trained
+    w = attention_weights(model, X[:2])
+    assert w.shape == (2, 2, 4, 4)  # (B, heads, T, T)
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)  # each row is a distribution
+    assert np.all(np.triu(w, k=1) == 0)  # nothing attends to the future
+
+
+def test_bad_inputs_are_clear():
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        build_tinygpt(5, 4, 16, 3, 32)
+    with pytest.raises(ValueError, match="positive integers"):
+        build_tinygpt(5, 0, 16, 2, 32)
+    with pytest.raises(ValueError, match="at least seq_len \\+ 1"):
+        sliding_windows(CharVocab("hell").encode("hell"), 4)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        CharVocab(TEXT).encode("help")
+
+
+def test_short_prompt_and_unreachable_training(trained):
+    model, vocab, X, y, _ = trained
+    with pytest.raises(ValueError, match="at least seq_len=4"):
+        generate(model, vocab, "he", 3)
+    seed_everything(0)
+    fresh = build_tinygpt(**SEED_SIZES)
+    with pytest.raises(RuntimeError, match="after 1 epochs"):
+        train_until_memorised(fresh, X, y, max_epochs=1, learning_rate=1e-6)
