@@ -1,0 +1,508 @@
+"""Byte-level BPE from scratch: exact, fast and lossless.
+
+The tokenizer works on UTF-8 bytes, so every string — Chinese, emoji, code —
+can be encoded without an unknown token, and ``decode(encode(s)) == s``::
+
+    >>> tok = BPETokenizer().train("low lower lowest " * 50, vocab_size=260, progress=False)
+    >>> [tok.vocab[i] for i in range(256, 260)]
+    [b'lo', b'low', b' low', b' lowe']
+    >>> ids = tok.encode("lowest")
+    >>> tok.decode(ids)
+    'lowest'
+
+Three pieces, as in GPT-2/GPT-4 tokenizers:
+
+* **Pre-splitting** with the GPT-4 (cl100k) regex: text is cut into chunks
+  (words, numbers of up to 3 digits, punctuation runs, whitespace runs) and merges
+  never cross a chunk boundary.
+* **Training**: repeat "merge the most frequent adjacent pair into a new token".
+  Ties are broken deterministically: among pairs with the highest count, the
+  one with the *smallest* ``(left id, right id)`` wins. The naive trainer
+  (``get_stats`` + ``merge``, recounting everything each step, as in karpathy's
+  minbpe) is kept as the teaching version; ``fast_merges`` gives exactly the
+  same merges, much faster (see its docstring).
+* **Encoding** applies the learned merges by rank, lowest first, inside each chunk,
+  with a cache of chunks already seen.
+
+Special tokens (e.g. ``<|endoftext|>``) get their own ids, are never merged or
+learned from, and are only encoded as special when ``allowed_special`` says so.
+
+Decoding an id sequence that cuts a multi-byte character in half gives bytes that
+are not valid UTF-8; ``decode`` then shows U+FFFD (``�``) for them, as
+``bytes.decode(errors="replace")`` does; ``decode_bytes`` returns the raw bytes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import json
+import warnings
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import regex
+
+Pair = tuple[int, int]
+
+# The cl100k_base split pattern, exactly as tiktoken ships it (needs the `regex` package:
+# \p{L} classes and possessive quantifiers). Apostrophe suffixes, letter runs with one leading
+# non-letter (" the"), numbers in groups of at most 3 digits, punctuation runs, whitespace.
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+FORMAT = "coursekit-bpe"
+FORMAT_VERSION = 1
+AllowedSpecial = Literal["all", "none", "none_raise"] | Collection[str]
+
+
+# ---------------------------------------------------------------- the teaching version
+def get_stats(ids: Sequence[int], counts: dict[Pair, int] | None = None, weight: int = 1) -> dict[Pair, int]:
+    """Count adjacent pairs in ``ids`` (added to ``counts`` if given, each occurrence worth ``weight``).
+
+    >>> get_stats([1, 2, 3, 1, 2])
+    {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    """
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + weight
+    return counts
+
+
+def merge(ids: Sequence[int], pair: Pair, idx: int) -> list[int]:
+    """Replace every non-overlapping occurrence of ``pair``, left to right, with ``idx``.
+
+    >>> merge([1, 2, 3, 1, 2], (1, 2), 4)
+    [4, 3, 4]
+    >>> merge([5, 5, 5], (5, 5), 6)   # left to right: the first two merge, the third stays
+    [6, 5]
+    """
+    out: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        if i < n - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(idx)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def best_pair(stats: dict[Pair, int]) -> Pair:
+    """The pair to merge: highest count; ties go to the smallest ``(left, right)`` ids.
+
+    The tie-break makes training deterministic: it never depends on dict order.
+
+    >>> best_pair({(5, 1): 3, (2, 9): 3, (0, 0): 1})
+    (2, 9)
+    """
+    return min(stats, key=lambda p: (-stats[p], p))
+
+
+def naive_merges(chunks: Iterable[Sequence[int]], num_merges: int,
+                 first_id: int = 256) -> Iterator[tuple[Pair, int, int]]:
+    """Teaching trainer: recount every pair of every chunk before each merge.
+
+    Yields ``(pair, new_id, count)`` per merge and stops early if no pair is left.
+    Cost per merge is the length of the whole text, so it is slow on real corpora.
+
+    >>> [m[:2] for m in naive_merges([[1, 2, 1, 2], [1, 2]], 2)]
+    [((1, 2), 256), ((256, 256), 257)]
+    """
+    ids = [list(c) for c in chunks]
+    for k in range(num_merges):
+        stats: dict[Pair, int] = {}
+        for chunk in ids:
+            get_stats(chunk, stats)
+        if not stats:
+            return
+        pair = best_pair(stats)
+        idx = first_id + k
+        ids = [merge(chunk, pair, idx) for chunk in ids]
+        yield pair, idx, stats[pair]
+
+
+# ---------------------------------------------------------------- the fast version
+def fast_merges(chunk_counts: dict[bytes, int] | Counter[bytes], num_merges: int,
+                first_id: int = 256) -> Iterator[tuple[Pair, int, int]]:
+    """The same merges as ``naive_merges`` (same counts, same tie-break), much faster.
+
+    Three ideas:
+
+    * count pairs once per **unique** chunk, weighted by how often it occurs
+      (a corpus has ~100k chunks but only a few thousand distinct ones);
+    * keep an index ``pair -> chunks containing it``: a merge touches only those
+      chunks, removing their old pair counts and adding the new ones;
+    * keep the counts in a max-heap with **lazy invalidation**. A merge of
+      ``(a, b) -> z`` can only *lower* counts of old pairs, and every new pair
+      contains ``z``. So: push new pairs after each merge; an old pair's heap entry
+      may overstate its count; when such an entry reaches the top, re-push it with
+      its true count. A top entry whose count is true is the exact best pair.
+
+    >>> [m[:2] for m in fast_merges({b"abab": 1, b"ab": 1}, 2)]
+    [((97, 98), 256), ((256, 256), 257)]
+    """
+    words = [list(chunk) for chunk in chunk_counts]
+    freqs = list(chunk_counts.values())
+    stats: dict[Pair, int] = {}
+    where: dict[Pair, set[int]] = {}
+    for i, (word, freq) in enumerate(zip(words, freqs)):
+        for pair in zip(word, word[1:]):
+            stats[pair] = stats.get(pair, 0) + freq
+            where.setdefault(pair, set()).add(i)
+    heap = [(-count, pair) for pair, count in stats.items()]
+    heapq.heapify(heap)
+    for k in range(num_merges):
+        pair = _pop_best(heap, stats)
+        if pair is None:
+            return
+        idx, count = first_id + k, stats[pair]
+        new_pairs = _apply_merge(pair, idx, words, freqs, stats, where)
+        for p in new_pairs:  # every pair containing idx is new: push its final count
+            heapq.heappush(heap, (-stats[p], p))
+        yield pair, idx, count
+
+
+def _pop_best(heap: list[tuple[int, Pair]], stats: dict[Pair, int]) -> Pair | None:
+    """Pop until the top entry's count is the pair's true count (lazy invalidation)."""
+    while heap:
+        neg, pair = heapq.heappop(heap)
+        true = stats.get(pair, 0)
+        if true == -neg:
+            return pair
+        if true > 0:  # the count went down since this entry was pushed: re-queue it
+            heapq.heappush(heap, (-true, pair))
+    return None
+
+
+def _apply_merge(pair: Pair, idx: int, words: list[list[int]], freqs: list[int],
+                 stats: dict[Pair, int], where: dict[Pair, set[int]]) -> set[Pair]:
+    """Merge ``pair`` in the chunks that contain it; update counts and index; return new pairs."""
+    new_pairs: set[Pair] = set()
+    a, b = pair
+    for i in where.pop(pair, ()):
+        word = words[i]
+        if not _contains(word, a, b):  # stale index entry: cheaper to skip than to maintain
+            continue
+        freq = freqs[i]
+        for p in zip(word, word[1:]):
+            stats[p] -= freq
+        word = words[i] = merge(word, pair, idx)
+        for p in zip(word, word[1:]):
+            stats[p] = stats.get(p, 0) + freq
+            if idx in p:
+                new_pairs.add(p)
+                where.setdefault(p, set()).add(i)
+    del stats[pair]  # every occurrence is gone (its count is now 0)
+    return new_pairs
+
+
+def _contains(word: list[int], a: int, b: int) -> bool:
+    return any(x == a and y == b for x, y in zip(word, word[1:]))
+
+
+# ---------------------------------------------------------------- the tokenizer
+class BPETokenizer:
+    """Byte-level BPE with the GPT-4 split regex and special tokens.
+
+    ``merges`` maps each merged pair to its new id, in merge order (id = 256 + rank);
+    ``vocab`` maps every id (bytes, merges, specials) to its bytes.
+
+    >>> tok = BPETokenizer().train("hello hello help" * 20, 262, special_tokens=["<|end|>"], progress=False)
+    >>> tok.special_tokens
+    {'<|end|>': 261}
+    >>> tok.encode("help<|end|>", allowed_special="all")[-1]
+    261
+    >>> tok.decode(tok.encode("héllo 👋"))
+    'héllo 👋'
+    """
+
+    def __init__(self, pattern: str = GPT4_SPLIT_PATTERN) -> None:
+        self.pattern = pattern
+        self._split = regex.compile(pattern)
+        self.merges: dict[Pair, int] = {}
+        self.special_tokens: dict[str, int] = {}
+        self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
+        self._cache: dict[str, list[int]] = {}
+        self.cache_limit = 200_000  # chunks; cleared when full, so memory stays bounded
+
+    # ------------------------------------------------------------ training
+    def train(self, text: str, vocab_size: int, *, special_tokens: Sequence[str] = (),
+              method: Literal["fast", "naive"] = "fast", progress: bool = True,
+              verbose: bool = False) -> BPETokenizer:
+        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``; return self.
+
+        ``vocab_size`` counts the 256 byte tokens, the merges and the special tokens.
+        Special tokens are cut out of ``text`` before counting, so they are never merged.
+        If the text runs out of pairs first, training stops early with a warning.
+
+        >>> tok = BPETokenizer().train("aaab" * 10, 258, progress=False)
+        >>> tok.merges   # (256, 97) and (97, 98) both occur 10 times: the smaller pair wins
+        {(97, 97): 256, (97, 98): 257}
+        """
+        num_merges = vocab_size - 256 - len(special_tokens)
+        if num_merges < 0:
+            raise ValueError(f"vocab_size={vocab_size} is too small: it must be at least 256 (bytes) + "
+                             f"{len(special_tokens)} (special tokens) = {256 + len(special_tokens)}.")
+        if len(set(special_tokens)) != len(special_tokens) or "" in special_tokens:
+            raise ValueError(f"special_tokens must be distinct, non-empty strings, got {list(special_tokens)}.")
+        chunks = self._training_chunks(text, special_tokens)
+        if not chunks:
+            raise ValueError("Cannot train on empty text: give a non-empty string "
+                             "(special tokens alone do not count).")
+        if method == "fast":
+            stream = fast_merges(Counter(chunk.encode("utf-8") for chunk in chunks), num_merges)
+        elif method == "naive":
+            stream = naive_merges((c.encode("utf-8") for c in chunks), num_merges)
+        else:
+            raise ValueError(f"Unknown method {method!r}: use 'fast' or 'naive'.")
+        self._reset()
+        for pair, idx, count in _progress(stream, num_merges, progress, f"BPE merges ({method})"):
+            self.merges[pair] = idx
+            self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
+            if verbose:
+                print(f"merge {idx - 255}/{num_merges}: {pair} -> {idx} {self.vocab[idx]!r} ({count} times)")
+        if len(self.merges) < num_merges:
+            size = 256 + len(self.merges) + len(special_tokens)
+            warnings.warn(f"Only {len(self.merges)} of {num_merges} merges were possible: the text has no more "
+                          f"adjacent pairs, so the vocabulary has {size} tokens instead of {vocab_size}.",
+                          stacklevel=2)
+        self.register_special_tokens(special_tokens)
+        return self
+
+    def _training_chunks(self, text: str, special_tokens: Sequence[str]) -> list[str]:
+        parts = _split_specials(text, special_tokens) if special_tokens else [text]
+        return [c for part in parts if part not in special_tokens for c in self._split.findall(part)]
+
+    def _reset(self) -> None:
+        self.merges, self.special_tokens = {}, {}
+        self.vocab = {i: bytes([i]) for i in range(256)}
+        self._cache = {}
+
+    def register_special_tokens(self, tokens: Sequence[str]) -> None:
+        """Give each new special token the next free id (after bytes and merges)."""
+        for token in tokens:
+            if token not in self.special_tokens:
+                idx = len(self.vocab)
+                self.special_tokens[token] = idx
+                self.vocab[idx] = token.encode("utf-8")
+
+    def truncate(self, num_merges: int) -> BPETokenizer:
+        """A new tokenizer with only the first ``num_merges`` merges (and the same special tokens).
+
+        Training is greedy and deterministic, so this equals training with the smaller
+        vocabulary: one run at the largest size gives every smaller tokenizer.
+
+        >>> big = BPETokenizer().train("aaab" * 10, 260, progress=False)
+        >>> big.truncate(2).merges == BPETokenizer().train("aaab" * 10, 258, progress=False).merges
+        True
+        """
+        if not 0 <= num_merges <= len(self.merges):
+            raise ValueError(f"num_merges must be between 0 and {len(self.merges)}, got {num_merges}.")
+        tok = type(self)(self.pattern)
+        for pair, idx in self.merges.items():
+            if idx < 256 + num_merges:
+                tok.merges[pair] = idx
+                tok.vocab[idx] = self.vocab[idx]
+        tok.register_special_tokens(list(self.special_tokens))
+        return tok
+
+    # ------------------------------------------------------------ encoding
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` ignoring special tokens (they are encoded as plain text)."""
+        ids: list[int] = []
+        cache = self._cache
+        for chunk in self._split.findall(text):
+            chunk_ids = cache.get(chunk)
+            if chunk_ids is None:
+                if len(cache) >= self.cache_limit:
+                    cache.clear()
+                chunk_ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+            ids.extend(chunk_ids)
+        return ids
+
+    def _encode_chunk(self, data: bytes) -> list[int]:
+        """Apply merges by rank, lowest first: the order they were learned in."""
+        ids = list(data)
+        merges = self.merges
+        while len(ids) >= 2:
+            pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, _NEVER))
+            if pair not in merges:
+                break
+            ids = merge(ids, pair, merges[pair])
+        return ids
+
+    def encode(self, text: str, allowed_special: AllowedSpecial = "none_raise") -> list[int]:
+        """Encode ``text``; special tokens are encoded as special only if allowed.
+
+        ``allowed_special``: ``"all"``, ``"none"`` (encode them as plain text),
+        ``"none_raise"`` (the default: raise if the text contains one) or a set of tokens.
+
+        >>> tok = BPETokenizer()
+        >>> tok.register_special_tokens(["<|end|>"])
+        >>> tok.encode("a<|end|>", allowed_special={"<|end|>"})
+        [97, 256]
+        >>> len(tok.encode("a<|end|>", allowed_special="none"))
+        8
+        """
+        allowed = self._allowed(text, allowed_special)
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        for part in _split_specials(text, allowed):
+            if part in allowed:
+                ids.append(self.special_tokens[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    def _allowed(self, text: str, allowed_special: AllowedSpecial) -> list[str]:
+        if allowed_special == "all":
+            return list(self.special_tokens)
+        if allowed_special == "none":
+            return []
+        if allowed_special == "none_raise":
+            found = [t for t in self.special_tokens if t in text]
+            if found:
+                raise ValueError(f"The text contains special token(s) {found}. Pass allowed_special='all' "
+                                 "to encode them as special, or 'none' to encode them as plain text.")
+            return []
+        if isinstance(allowed_special, str):
+            raise ValueError(f"allowed_special must be 'all', 'none', 'none_raise' or a set of tokens, "
+                             f"got {allowed_special!r}.")
+        unknown = set(allowed_special) - set(self.special_tokens)
+        if unknown:
+            raise ValueError(f"Not special tokens of this tokenizer: {sorted(unknown)}.")
+        return list(allowed_special)
+
+    # ------------------------------------------------------------ decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes of ``ids`` (may be invalid UTF-8 if a character was cut in half)."""
+        vocab = self.vocab
+        try:
+            return b"".join(vocab[i] for i in ids)
+        except KeyError as err:
+            raise ValueError(f"Unknown token id {err.args[0]!r}: this tokenizer has ids 0 to "
+                             f"{len(vocab) - 1}.") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD ``�``.
+
+        >>> BPETokenizer().decode([104, 105, 0xE4])   # 0xE4 starts a 3-byte character
+        'hi�'
+        """
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def pieces(self, ids: Iterable[int]) -> list[bytes]:
+        """The bytes of each token, one entry per id (for visualizing a tokenization)."""
+        return [self.decode_bytes([i]) for i in ids]
+
+    # ------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the pattern, merges (in order) and special tokens as JSON."""
+        path = Path(path)
+        ordered = sorted(self.merges.items(), key=lambda kv: kv[1])
+        data = {"format": FORMAT, "version": FORMAT_VERSION, "pattern": self.pattern,
+                "merges": [list(pair) for pair, _ in ordered], "special_tokens": self.special_tokens}
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        """Read a file written by ``save``; ``load(save(tok))`` behaves exactly like ``tok``."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} file.")
+        tok = cls(data["pattern"])
+        for rank, (a, b) in enumerate(data["merges"]):
+            idx = 256 + rank
+            if a >= idx or b >= idx:
+                raise ValueError(f"{path}: merge {rank} uses an id that does not exist yet: {(a, b)}.")
+            tok.merges[(a, b)] = idx
+            tok.vocab[idx] = tok.vocab[a] + tok.vocab[b]
+        for token, idx in sorted(data["special_tokens"].items(), key=lambda kv: kv[1]):
+            tok.special_tokens[token] = idx
+            tok.vocab[idx] = token.encode("utf-8")
+        return tok
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocab={len(self.vocab)}, merges={len(self.merges)}, special={len(self.special_tokens)})"
+
+
+_NEVER = float("inf")  # rank of a pair that was never merged
+
+
+def _split_specials(text: str, specials: Iterable[str]) -> list[str]:
+    """Split ``text`` around special tokens, keeping them (longest first, so none hides another)."""
+    alternatives = "|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True))
+    return regex.split(f"({alternatives})", text)
+
+
+def _progress(stream: Iterator[tuple[Pair, int, int]], total: int, show: bool,
+              desc: str) -> Iterator[tuple[Pair, int, int]]:
+    if not show:
+        return stream
+    from tqdm.auto import tqdm
+
+    return iter(tqdm(stream, total=total, desc=desc, unit="merge", mininterval=0.5))
+
+
+# ---------------------------------------------------------------- visualizing tokens
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """Inverse of GPT-2's bytes->printable-characters table (HF byte-level tokens use it: 'Ġ' is a space)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+def token_pieces(tokenizer: object, text: str) -> list[bytes]:
+    """The bytes of each token of ``text`` for a ``BPETokenizer``, a tiktoken encoding or an HF tokenizer.
+
+    >>> token_pieces(BPETokenizer(), "hi")
+    [b'h', b'i']
+    """
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.pieces(tokenizer.encode(text, allowed_special="none"))
+    if hasattr(tokenizer, "decode_single_token_bytes"):  # tiktoken
+        return [tokenizer.decode_single_token_bytes(t) for t in tokenizer.encode_ordinary(text)]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]  # transformers
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if type(getattr(backend, "decoder", None)).__name__ == "ByteLevel":
+        table = _gpt2_byte_decoder()
+        return [bytes(table[c] for c in t) for t in tokens]
+    return [t.encode("utf-8") for t in tokens]  # e.g. WordPiece: '##ing', '[UNK]'
+
+
+_PALETTE = ("#fde2e4", "#cde7f0", "#d8f3dc", "#fff1b6", "#e2d9f3", "#ffd6a5", "#caf0f8", "#f1c0e8")
+
+
+def tokens_html(pieces: Iterable[bytes | str]) -> str:
+    """HTML with each token on its own background colour (show with ``IPython.display.HTML``).
+
+    Spaces show as ``·`` and newlines as ``↵``; a token that is only part of a
+    UTF-8 character shows as ``�`` with its bytes in the tooltip.
+
+    >>> tokens_html([b"Hi", b" there"])[:60]
+    '<div style="font-family:monospace;line-height:2"><span title'
+    """
+    spans = []
+    for k, piece in enumerate(pieces):
+        raw = piece if isinstance(piece, bytes) else piece.encode("utf-8")
+        text = raw.decode("utf-8", errors="replace").replace(" ", "·").replace("\n", "↵").replace("\t", "→")
+        spans.append(f'<span title="{html.escape(repr(raw))}" style="background:{_PALETTE[k % len(_PALETTE)]};'
+                     f'padding:1px 1px;margin:0 1px;border-radius:3px">{html.escape(text)}</span>')
+    return '<div style="font-family:monospace;line-height:2">' + "".join(spans) + "</div>"
