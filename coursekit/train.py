@@ -95,6 +95,22 @@ def tokenize_documents(docs: Sequence[str], encode: Any, eot: int) -> np.ndarray
     return np.asarray(ids, dtype=np.int64)
 
 
+def prepare_shards(docs: Sequence[str], encode: Any, eot: int, out_dir: str | Path,
+                   val_fraction: float = 0.1) -> dict[str, int]:
+    """Tokenize ``docs`` and write train/val shards; the last ``val_fraction`` of documents is val."""
+    if not docs:
+        raise ValueError("No documents to tokenize.")
+    n_val = max(1, int(len(docs) * val_fraction)) if len(docs) > 1 else 0
+    split = {"train": docs[: len(docs) - n_val], "val": docs[len(docs) - n_val:]}
+    counts = {}
+    for name, part in split.items():
+        tokens = tokenize_documents(part, encode, eot)
+        if len(tokens):
+            write_shards(tokens, out_dir, name)
+        counts[name] = len(tokens)
+    return counts
+
+
 class ShardLoader:
     """Reads (B, T) batches from uint16 shards; rank r of W takes slice r of each W·B·T block."""
 
@@ -300,8 +316,11 @@ def check_finite(loss: float, step: int, scaler: Any) -> None:
 
 
 def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
-          log_path: str | Path | None = None) -> dict[str, Any]:
+          log_path: str | Path | None = None, stop_after: int | None = None) -> dict[str, Any]:
     """Train a GPT-2 on the shards in ``cfg.data_dir``; resume from ``out_dir/ckpt.pt`` if present.
+
+    ``stop_after`` ends the run early at that step, with a checkpoint, as a
+    preemption would; the schedule still follows ``max_steps``.
 
     Returns ``{"losses": [...], "val": [(step, loss), ...], "lrs": [...], "tokens_per_s": ...}``.
     """
@@ -347,7 +366,7 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and d.main), desc="train")
     log = open(log_path, "a") if (log_path and d.main) else None
     try:
-        while step < cfg.max_steps:
+        while step < min(cfg.max_steps, stop_after or cfg.max_steps):
             t0 = time.perf_counter()
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
