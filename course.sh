@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${COURSEKIT_VENV:-.venv}"
+INSTALL_STEPS=1  # bump when install() changes, so existing environments re-install
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[coursekit] %s\n' "$*"; }
@@ -24,7 +25,7 @@ install() {
   [ -x "$VENV/bin/python" ] || { log "creating virtual environment in $VENV"; "$PYTHON" -m venv "$VENV"; }
   local stamp="$VENV/.coursekit-installed"
   local want
-  want=$(cat constraints.txt pyproject.toml course.sh | sha256sum | cut -c1-16)
+  want=$( (cat constraints.txt pyproject.toml; echo "$INSTALL_STEPS") | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "environment up to date ($VENV)"
     return
@@ -52,8 +53,13 @@ case "$cmd" in
     install
     export COURSEKIT_PROFILE=smoke HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
     export TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg TOKENIZERS_PARALLELISM=false
+    # One BLAS/OpenMP thread per process and one pytest worker per core: torch's
+    # OpenMP threads spin-wait, and two processes × two threads on two cores run
+    # ~20× slower than one thread each.
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+    workers="${COURSEKIT_TEST_WORKERS:-$(nproc)}"
     if [ $# -eq 0 ]; then set -- tests notebooks; fi
-    exec "$VENV/bin/python" -m pytest --nbmake --nbmake-timeout=300 "$@"
+    exec "$VENV/bin/python" -m pytest -n "$workers" --nbmake --nbmake-timeout=300 "$@"
     ;;
   *)
     echo "usage: bash course.sh lab | test [pytest args] | install" >&2
