@@ -35,7 +35,7 @@ def test_outputs_are_stripped(path):
 def test_template_cells(path):
     nb = load(path)
     assert course.template_problems(nb) == []
-    assert course.tagged_sources(nb)["setup"] == course.setup_cell_source()
+    assert course.tagged_sources(nb)["setup"].strip() == course.setup_cell_source().strip()
     assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"]
 
 

@@ -1,0 +1,257 @@
+"""LoRA from scratch: a low-rank update ΔW = B·A next to a frozen weight.
+
+A frozen layer computes ``y = x W^T + b``. LoRA learns a correction of rank ``r``::
+
+    y = x W^T + b + (alpha / r) · dropout(x) A^T B^T      A: (r, in)   B: (out, r)
+
+``B`` starts at zero, so a freshly wrapped model is exactly the base model; only
+``A`` and ``B`` train, which is ``r·(in + out)`` numbers per layer instead of
+``in·out``. After training, ``merge()`` folds ``(alpha / r)·B·A`` into ``W`` and
+the adapter costs nothing at inference.
+
+Worked example (the same code works on any transformers causal LM)::
+
+    >>> from coursekit.assets import load_smollm2
+    >>> model, tok = load_smollm2()
+    >>> model = apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)
+    >>> count_trainable(model)            # only A and B train
+    trainable params: 460,800 || all params: 134,975,808 || trainable%: 0.3414
+    >>> # ... train ...
+    >>> model = merge_lora(model)         # plain nn.Linear layers again, W ← W + (alpha/r)·B·A
+
+The tests prove this module equal to ``peft`` (outputs, gradients, parameter
+counts and merged weights), for ``nn.Linear`` and for GPT-2's ``Conv1D``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "LoRALinear",
+    "TrainableCount",
+    "apply_lora",
+    "count_trainable",
+    "linear_layer_names",
+    "lora_layers",
+    "lora_state_dict",
+    "merge_lora",
+]
+
+
+def _conv1d_type() -> type | None:
+    """transformers' ``Conv1D`` (GPT-2: weight stored as (in, out)), if transformers is installed."""
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - transformers is a core dependency
+        return None
+    return Conv1D
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    conv1d = _conv1d_type()
+    return conv1d is not None and isinstance(module, conv1d)
+
+
+def _is_wrappable(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or _is_conv1d(module)
+
+
+def _check_rank_alpha(r: int, alpha: float) -> None:
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+        raise ValueError(f"LoRA rank r must be a positive integer, got r={r!r}.")
+    if not alpha > 0:
+        raise ValueError(f"LoRA alpha must be positive, got alpha={alpha!r} (the scaling is alpha / r).")
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` (or transformers ``Conv1D``) plus a trainable rank-``r`` update.
+
+    ``forward(x) = base(x) + (alpha / r) · dropout(x) @ A.T @ B.T``, with ``A`` of shape
+    (r, in_features), kaiming-uniform like peft, and ``B`` of shape (out_features, r), zeros:
+    a new LoRALinear computes exactly what its base layer does.
+
+    >>> layer = LoRALinear(nn.Linear(64, 32), r=4, alpha=8)
+    >>> layer.A.shape, layer.B.shape, layer.scaling
+    (torch.Size([4, 64]), torch.Size([32, 4]), 2.0)
+    >>> x = torch.randn(2, 64)
+    >>> torch.equal(layer(x), layer.base(x))       # B = 0: a no-op at init
+    True
+    """
+
+    def __init__(self, base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(base, LoRALinear):
+            raise ValueError("This layer already has LoRA; applying it twice would nest adapters. "
+                             "Merge it first (merge_lora) or train the existing A and B.")
+        if not _is_wrappable(base):
+            raise TypeError(f"LoRALinear wraps nn.Linear or transformers Conv1D, got {type(base).__name__}.")
+        _check_rank_alpha(r, alpha)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout!r}.")
+
+        self.base = base
+        self.fan_in_fan_out = _is_conv1d(base)  # Conv1D keeps its weight as (in, out)
+        w = base.weight
+        self.in_features, self.out_features = (w.shape[0], w.shape[1]) if self.fan_in_fan_out else (w.shape[1], w.shape[0])
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        for p in base.parameters():
+            p.requires_grad_(False)
+
+        # Adapters stay fp32 on half-precision bases (as peft does): tiny, and stable under AdamW.
+        dtype = w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32
+        self.A = nn.Parameter(torch.empty(r, self.in_features, device=w.device, dtype=dtype))  # (r, in)
+        self.B = nn.Parameter(torch.zeros(self.out_features, r, device=w.device, dtype=dtype))  # (out, r)
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # what nn.Linear(in, r) and peft use
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+
+    def delta_weight(self) -> torch.Tensor:
+        """``(alpha / r) · B @ A`` in the base weight's layout and dtype: (out, in), or (in, out) for Conv1D."""
+        delta = (self.B @ self.A) * self.scaling  # (out, r) @ (r, in) -> (out, in)
+        if self.fan_in_fan_out:
+            delta = delta.T  # Conv1D stores (in, out)
+        return delta.to(self.base.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
+        out = self.base(x)
+        if self.merged:
+            return out  # ΔW already lives inside base.weight
+        h = self.dropout(x).to(self.A.dtype)
+        lora = (h @ self.A.T) @ self.B.T  # (..., in) -> (..., r) -> (..., out)
+        return out + (lora * self.scaling).to(out.dtype)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold ΔW into the base weight: ``W ← W + (alpha/r)·B·A``. Idempotent."""
+        if not self.merged:
+            self.base.weight += self.delta_weight()
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo ``merge()``: ``W ← W − (alpha/r)·B·A``. Idempotent."""
+        if self.merged:
+            self.base.weight -= self.delta_weight()
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        kind = "Conv1D" if self.fan_in_fan_out else "Linear"
+        return (f"{kind}({self.in_features} -> {self.out_features}), r={self.r}, alpha={self.alpha}, "
+                f"scaling={self.scaling:g}, merged={self.merged}")
+
+
+@dataclass(frozen=True)
+class TrainableCount:
+    """Trainable and total parameters (shared/tied tensors counted once, like peft)."""
+
+    trainable: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.trainable / self.total if self.total else 0.0
+
+    def __iter__(self) -> Iterator[int]:  # so that ``trainable, total = count_trainable(model)`` works
+        return iter((self.trainable, self.total))
+
+    def __str__(self) -> str:  # the same line as peft's print_trainable_parameters()
+        return f"trainable params: {self.trainable:,d} || all params: {self.total:,d} || trainable%: {self.percent:.4f}"
+
+    __repr__ = __str__
+
+
+def count_trainable(model: nn.Module) -> TrainableCount:
+    """Count parameters that require grad, and all parameters.
+
+    >>> count_trainable(nn.Linear(10, 2))
+    trainable params: 22 || all params: 22 || trainable%: 100.0000
+    """
+    params = list(model.parameters())  # .parameters() de-duplicates tied weights
+    return TrainableCount(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
+
+
+def linear_layer_names(model: nn.Module) -> list[str]:
+    """Sorted, de-duplicated last name parts of the layers LoRA can wrap: ``['down_proj', 'k_proj', ...]``."""
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if name and _is_wrappable(m)})
+
+
+def _matches(name: str, target: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    """Every ``LoRALinear`` in ``model``, by module name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def apply_lora(model: nn.Module, target_modules: str | Iterable[str], r: int, alpha: float,
+               dropout: float = 0.0) -> nn.Module:
+    """Wrap every linear layer whose name ends with a target in ``LoRALinear``; freeze the rest.
+
+    Matching is by name suffix on dot boundaries, as in peft: ``"q_proj"`` matches
+    ``model.layers.3.self_attn.q_proj``. The model is changed in place and returned.
+
+    >>> model = apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)   # doctest: +SKIP
+
+    Raises ValueError when a target matches no linear layer (the message lists the
+    model's linear-layer names), when ``r <= 0`` or ``alpha <= 0``, and when a
+    matched layer already carries LoRA (no silent nesting).
+    """
+    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    if not targets:
+        raise ValueError("target_modules is empty; name the linear layers to adapt, e.g. ['q_proj', 'v_proj'].")
+    _check_rank_alpha(r, alpha)
+
+    modules = dict(model.named_modules())
+    wrapped = {n for n, m in modules.items() if isinstance(m, LoRALinear)}
+    inside = {f"{n}.base" for n in wrapped}  # the base layer inside an existing LoRALinear
+    chosen: dict[str, nn.Module] = {}
+    unmatched = []
+    for target in targets:
+        hits = [n for n, m in modules.items() if _matches(n, target) and (_is_wrappable(m) or n in wrapped)]
+        already = [n for n in hits if n in wrapped or n in inside]
+        if already:
+            raise ValueError(f"LoRA is already applied to {already[0]!r} (target {target!r}); applying it twice "
+                             "would nest adapters. Call merge_lora(model) first, or keep training the existing one.")
+        if not hits:
+            unmatched.append(target)
+        chosen.update({n: modules[n] for n in hits})
+    if unmatched:
+        raise ValueError(f"target_modules {unmatched} matched no linear layer. "
+                         f"This model's linear layers are: {', '.join(linear_layer_names(model))}.")
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name, base in chosen.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, LoRALinear(base, r=r, alpha=alpha, dropout=dropout))
+    return model
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Merge every ``LoRALinear`` and put its base layer back: a plain model with ΔW inside.
+
+    Parameters that were frozen stay frozen; call ``requires_grad_(True)`` to train all of it.
+    """
+    for name, layer in lora_layers(model).items():
+        layer.merge()
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, layer.base)
+    return model
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only the adapter tensors, ``{"<layer>.A": (r, in), "<layer>.B": (out, r)}``: what you save and share."""
+    out: dict[str, torch.Tensor] = {}
+    for name, layer in lora_layers(model).items():
+        out[f"{name}.A"] = layer.A.detach().contiguous()
+        out[f"{name}.B"] = layer.B.detach().contiguous()
+    return out
