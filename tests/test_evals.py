@@ -35,6 +35,23 @@ def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny):
         assert evals.perplexity(model, tok, texts, batch_size=bs) == pytest.approx(expected, rel=1e-4)
 
 
+def test_token_nll_is_float64_accurate_on_a_large_vocabulary():
+    class FixedLogits(torch.nn.Module):  # a "model" whose logits are fixed random numbers
+        def __init__(self):
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.randn(2, 12, 49152, generator=torch.Generator().manual_seed(0)) * 4)
+
+        def forward(self, ids):
+            return (self.logits[:, : ids.shape[1]],)
+
+    model = FixedLogits()
+    ids = torch.randint(0, 49152, (2, 12), generator=torch.Generator().manual_seed(1))
+    total, count = evals._token_nll(model, ids, torch.ones_like(ids))
+    exact = torch.nn.functional.cross_entropy(model.logits[:, :-1].double().reshape(-1, 49152), ids[:, 1:].reshape(-1),
+                                              reduction="sum").item()
+    assert count == 22 and total == pytest.approx(exact, rel=1e-6)
+
+
 def test_strided_perplexity_equals_whole_when_the_window_covers_the_text(tiny):
     model, tok = tiny
     text = ["import os\nprint(os.getcwd())\n" * 6]
@@ -43,6 +60,28 @@ def test_strided_perplexity_equals_whole_when_the_window_covers_the_text(tiny):
     assert evals.perplexity(model, tok, text, stride=n, max_length=n) == pytest.approx(whole, rel=1e-5)
     short = evals.perplexity(model, tok, text, stride=8, max_length=16)  # less context each time
     assert short != pytest.approx(whole, rel=1e-6) and math.isfinite(short)
+
+
+@pytest.mark.parametrize("stride", [16, 8, 5])
+def test_strided_nll_scores_each_target_once_with_the_right_context(tiny, stride):
+    model, tok = tiny
+    ids = torch.tensor([tok("import os\nprint(os.getcwd())\n" * 6)["input_ids"]])
+    T, W = ids.shape[1], 16
+    total, count = evals._strided_nll(model, ids, W, stride)
+    expected, n, scored_to = 0.0, 0, 1  # target t is scored in the first window that holds it after its start
+    for begin in range(0, T, stride):
+        end = min(begin + W, T)
+        with torch.no_grad():
+            logits = model(ids[:, begin:end]).logits[0].double()
+        for t in range(max(scored_to, begin + 1), end):
+            expected += -torch.log_softmax(logits[t - begin - 1], -1)[ids[0, t]].item()
+            n += 1
+        scored_to = end
+        if end == T:
+            break
+    # overlapping windows score every token but the first; disjoint ones skip each window's first token
+    assert count == n == (T - math.ceil(T / W) if stride == W else T - 1)
+    assert total == pytest.approx(expected, rel=1e-5)
 
 
 def test_bleu_matches_sacrebleu_on_random_pairs():
@@ -110,6 +149,13 @@ def test_bertscore_paraphrase_beats_unrelated():
     assert evals.bert_scorer.cache_info().currsize == 1
     evals.bertscore(["a"], ["b"])
     assert evals.bert_scorer.cache_info().hits >= 1  # the scorer is reused
+
+
+def test_bertscore_empty_text_scores_zero():
+    out = evals.bertscore(["", "The cat sat on the mat.", "a cat"], ["The cat sat on the mat.", "The cat sat on the mat.", " "])
+    assert out["per_pair_f1"][0] == 0.0 and out["per_pair_f1"][2] == 0.0
+    assert out["per_pair_f1"][1] == pytest.approx(1.0, abs=1e-4)
+    assert evals.bertscore([""], ["x"])["f1"] == 0.0
 
 
 def test_multiple_choice_picks_the_planted_answer():
