@@ -208,9 +208,19 @@ def write_all(data_dir: Path | str = DATA_DIR) -> list[Path]:
 
 
 def dataset_path(name: str, data_dir: Path | str = DATA_DIR) -> Path:
-    """Path of a shipped dataset, with a clear error naming the valid ones."""
+    """Path of a shipped dataset, with a clear error naming the valid ones.
+
+    A pip-installed coursekit (on Colab, say) has no ``data/`` folder beside it:
+    the files are then regenerated, byte-identical, into the cache once.
+    """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}.")
+    if Path(data_dir) == DATA_DIR and not DATA_DIR.is_dir():
+        from coursekit.assets import cache_dir
+
+        data_dir = cache_dir() / "data"
+        if not (data_dir / f"{name}.jsonl").exists():
+            write_all(data_dir)
     path = Path(data_dir) / f"{name}.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing. Regenerate it with: python -m coursekit.data")

@@ -68,3 +68,11 @@ def test_unknown_or_missing_dataset_errors(tmp_path):
         data.dataset_path("nope")
     with pytest.raises(FileNotFoundError, match="python -m coursekit.data"):
         data.dataset_path("arithmetic", data_dir=tmp_path)
+
+
+def test_installed_without_data_folder_regenerates_into_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "absent")
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    path = data.dataset_path("units", data_dir=data.DATA_DIR)
+    assert path.is_relative_to(tmp_path / "cache")
+    assert path.read_bytes() == (data.Path(data.__file__).parent.parent / "data" / "units.jsonl").read_bytes()
