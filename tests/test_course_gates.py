@@ -8,7 +8,8 @@ import pytest
 from coursekit import course
 
 NOTEBOOKS = course.notebook_paths()
-EXPECTED = ["00_tinygpt", "01_transformers"]
+EXPECTED = ["00_tinygpt", "01_transformers", "02_peft_lora", "03_bpe", "04_sft_lora", "05_qlora", "06_evals",
+            "07_gpt2_pretrain"]
 
 
 def load(path):

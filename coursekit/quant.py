@@ -1,0 +1,211 @@
+"""QLoRA helpers for lesson 05: bytes per parameter, memory footprints, price MAE, a safe push_to_hub.
+
+* **Bytes per parameter** (the seeds' table) and the training memory of full
+  fine-tuning, LoRA and QLoRA by model size::
+
+    >>> BYTES_PER_PARAM["nf4 + double quant"]
+    0.5159...
+    >>> round(training_gb(3e9, "QLoRA"), 1)        # GB, activations excluded
+    2.0
+
+* **Footprints measured**: ``measure_footprints(path)`` loads one model in
+  fp32, bf16, 8-bit and 4-bit (with and without double quantization) and
+  returns ``get_memory_footprint()`` of each, plus the 4-bit scales (which it
+  does not count); where bitsandbytes cannot load a variant, the reason is
+  kept instead of a number.
+* **Price task**: ``parse_price("$139.00 ...") == 139.0``; ``price_mae`` counts
+  an unparseable answer as a prediction of 0 dollars (its error is the whole price).
+* **push_adapter**: pushes only when ``HF_TOKEN`` is set, otherwise prints one
+  line saying it skipped; the token is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "embeddings_quantized", "measure_footprints",
+           "nf4_bytes_per_param", "parse_price", "peak_memory_gb", "price_mae", "push_adapter", "quant_state_bytes",
+           "trainable_params", "training_gb"]
+
+NF4_BLOCK = 64  # weights per absmax scale (bitsandbytes' 4-bit blocksize)
+DQ_BLOCK = 256  # absmax scales per second-level fp32 scale (double quantization)
+
+
+def nf4_bytes_per_param(double_quant: bool = True, block: int = NF4_BLOCK) -> float:
+    """Bytes per weight in nf4: half a byte, plus one absmax per block of 64.
+
+    Without double quantization the absmax is fp32 (4/64 = 0.0625 B/param);
+    with it the absmax is 8-bit plus one fp32 per 256 of them (≈ 0.0159).
+    """
+    scale = (1 + 4 / DQ_BLOCK) / block if double_quant else 4 / block
+    return 0.5 + scale
+
+
+# The seeds' table: storage of one weight.
+BYTES_PER_PARAM: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16 / fp16": 2.0,
+    "int8": 1.0,
+    "nf4": nf4_bytes_per_param(False),
+    "nf4 + double quant": nf4_bytes_per_param(True),
+}
+
+# Training memory per parameter of the base model (weights + gradients + Adam states), activations excluded.
+# Full FT in fp32: 4 (weights) + 4 (grads) + 8 (two Adam moments) = 16. The seed's fp16 figure: 2 + 2 + 8 = 12.
+# LoRA: the frozen base in bf16 (2) plus the adapter's own 16 B on its ~1% of parameters.
+# QLoRA: the frozen base in nf4 + double quant (~0.52) plus the same adapter.
+TRAINING_BYTES_PER_PARAM: dict[str, float] = {
+    "full FT (fp32 + Adam)": 16.0,
+    "full FT (fp16, seed)": 12.0,
+    "LoRA": 2.0,
+    "QLoRA": nf4_bytes_per_param(True),
+}
+
+
+def training_gb(n_params: float, method: str, adapter_fraction: float = 0.01) -> float:
+    """GB (1e9 bytes) to train a model of ``n_params`` with ``method`` (a key of TRAINING_BYTES_PER_PARAM).
+
+    LoRA and QLoRA add 16 bytes (fp32 weight, grad and Adam) for each adapter parameter,
+    ``adapter_fraction`` of the base (about 1% for r=16 on all linear layers).
+    """
+    if method not in TRAINING_BYTES_PER_PARAM:
+        raise ValueError(f"Unknown method {method!r}. Valid methods: {', '.join(TRAINING_BYTES_PER_PARAM)}.")
+    per = TRAINING_BYTES_PER_PARAM[method]
+    if method in ("LoRA", "QLoRA"):
+        per += 16 * adapter_fraction
+    return n_params * per / 1e9
+
+
+# ================================================================ measured footprints
+def _variants(compute_dtype: Any) -> dict[str, dict[str, Any]]:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    def nf4(dq: bool) -> Any:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=dq,
+                                  bnb_4bit_compute_dtype=compute_dtype)
+
+    return {"fp32": {"dtype": torch.float32}, "bf16": {"dtype": torch.bfloat16},
+            "8-bit": {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)},
+            "nf4": {"quantization_config": nf4(False)},
+            "nf4 + double quant": {"quantization_config": nf4(True)}}
+
+
+def measure_footprints(path: str, device: str = "cpu", compute_dtype: Any = None,
+                       print_fn: Callable[[str], Any] = print) -> dict[str, float | str]:
+    """Bytes of ``path`` loaded in each precision: ``get_memory_footprint()`` + ``quant_state_bytes``;
+    a string says why a variant failed (e.g. 8-bit where bitsandbytes cannot run)."""
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out: dict[str, float | str] = {}
+    for name, kwargs in _variants(compute_dtype or torch.float32).items():
+        if "quantization_config" in kwargs:
+            kwargs = {**kwargs, "device_map": {"": device}}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            if "device_map" not in kwargs and device != "cpu":
+                model = model.to(device)
+            out[name] = float(model.get_memory_footprint() + quant_state_bytes(model))
+            del model
+        except Exception as err:  # noqa: BLE001 - bitsandbytes raises many kinds; all mean "not here"
+            out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+            print_fn(f"{name}: bitsandbytes cannot load it on {device} ({out[name]}); skipped.")
+        gc.collect()
+    return out
+
+
+def quant_state_bytes(model: Any) -> int:
+    """Bytes of the 4-bit scales (absmax, and the nested ones with double quant) of every ``Params4bit``.
+
+    ``get_memory_footprint()`` counts parameters and buffers only; the scales live in each weight's
+    ``quant_state``, so without this the footprint of nf4 with and without double quant would look the same.
+    """
+    total = 0
+    for p in model.parameters():
+        state = getattr(p, "quant_state", None)
+        if state is None or type(p).__name__ != "Params4bit":
+            continue
+        total += state.absmax.numel() * state.absmax.element_size()
+        nested = getattr(state, "state2", None)
+        if getattr(state, "nested", False) and nested is not None:
+            total += nested.absmax.numel() * nested.absmax.element_size()
+    return total
+
+
+def embeddings_quantized(model: Any) -> bool:
+    """True if the input embedding or the LM head is a bitsandbytes quantized parameter."""
+    layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+    return any(type(layer.weight).__name__ in ("Params4bit", "Int8Params") for layer in layers if layer is not None)
+
+
+def trainable_params(model: Any) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts; 4-bit weights are counted as stored elements × 2."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * (2 if type(p).__name__ == "Params4bit" else 1)  # two 4-bit weights per byte
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total
+
+
+def peak_memory_gb(device: str) -> float | None:
+    """Peak allocated GPU memory since the last reset (GiB), or None where no allocator reports one (CPU)."""
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1024**3
+    return None
+
+
+# ================================================================ price task
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def parse_price(text: str) -> float | None:
+    """The first number in a generation (``"$1,299.00 ..."`` → 1299.0), or None if there is none."""
+    match = _NUMBER.search(text or "")
+    if not match:
+        return None
+    try:
+        return float(match.group().replace(",", ""))
+    except ValueError:
+        return None
+
+
+def price_mae(generations: Sequence[str], truths: Sequence[float], unparseable: float = 0.0) -> dict[str, Any]:
+    """Mean absolute error of the parsed prices. An answer with no number counts as ``unparseable``
+    dollars (0 by default, so its error is the whole true price); ``parsed`` is the share that had one."""
+    if len(generations) != len(truths):
+        raise ValueError(f"{len(generations)} generations but {len(truths)} true prices.")
+    parsed = [parse_price(g) for g in generations]
+    preds = [unparseable if p is None else p for p in parsed]
+    errors = [abs(p - t) for p, t in zip(preds, truths)]
+    n = max(len(errors), 1)
+    return {"mae": sum(errors) / n, "parsed": sum(p is not None for p in parsed) / n, "predictions": preds}
+
+
+# ================================================================ push_to_hub guard
+def push_adapter(model: Any, repo_id: str, env: Mapping[str, str] | None = None,
+                 print_fn: Callable[[str], Any] = print, private: bool = True) -> bool:
+    """``model.push_to_hub(repo_id)`` when ``HF_TOKEN`` is set, else one line saying it was skipped.
+
+    The token goes to the Hub client only; no message contains it (errors are reported by type).
+    """
+    env = os.environ if env is None else env
+    token = env.get("HF_TOKEN", "").strip()
+    if not token:
+        print_fn(f"push_to_hub skipped: HF_TOKEN is not set (would push the adapter to {repo_id}).")
+        return False
+    try:
+        model.push_to_hub(repo_id, token=token, private=private)
+    except Exception as err:  # noqa: BLE001 - report the failure without echoing anything that holds the token
+        print_fn(f"push_to_hub to {repo_id} failed ({type(err).__name__}); HF_TOKEN was set (not shown).")
+        return False
+    print_fn(f"pushed the adapter to https://huggingface.co/{repo_id} (HF_TOKEN set, not shown).")
+    return True

@@ -1,0 +1,145 @@
+"""coursekit.quant: bytes per parameter, footprints, price MAE, push_to_hub guard; sft_throughput smoke."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from coursekit import quant
+from coursekit.assets import tiny_model_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "hf_ThisIsNotARealTokenButMustNeverBePrinted123"
+
+
+def test_bytes_per_param_table():
+    assert quant.nf4_bytes_per_param(False) == pytest.approx(0.5 + 4 / 64)
+    assert quant.nf4_bytes_per_param(True) == pytest.approx(0.5 + (1 + 4 / 256) / 64)
+    t = quant.BYTES_PER_PARAM
+    assert t["fp32"] > t["bf16 / fp16"] > t["int8"] > t["nf4"] > t["nf4 + double quant"] > 0.5
+
+
+def test_training_memory_by_method():
+    n = 3e9
+    assert quant.training_gb(n, "full FT (fp32 + Adam)") == pytest.approx(48)
+    assert quant.training_gb(n, "full FT (fp16, seed)") == pytest.approx(36)
+    assert quant.training_gb(n, "LoRA") == pytest.approx(n * (2 + 0.16) / 1e9)
+    assert 1.5 < quant.training_gb(n, "QLoRA") < 2.1
+    with pytest.raises(ValueError, match="Valid methods"):
+        quant.training_gb(n, "lora")
+
+
+@pytest.mark.parametrize("text, price", [("139.00", 139.0), ("$1,299.50 and more", 1299.5), (" 42", 42.0),
+                                         ("about 7 dollars, maybe 9", 7.0), ("-3", -3.0)])
+def test_parse_price(text, price):
+    assert quant.parse_price(text) == price
+
+
+@pytest.mark.parametrize("text", ["", "no idea", "$.", None])
+def test_parse_price_none(text):
+    assert quant.parse_price(text) is None
+
+
+def test_price_mae_counts_unparseable_as_zero():
+    out = quant.price_mae(["100.00", "no number", "55"], [90, 40, 50])
+    assert out["mae"] == pytest.approx((10 + 40 + 5) / 3)
+    assert out["parsed"] == pytest.approx(2 / 3)
+    assert out["predictions"] == [100.0, 0.0, 55.0]
+    assert quant.price_mae(["x"], [40], unparseable=30)["mae"] == 10
+    with pytest.raises(ValueError):
+        quant.price_mae(["1"], [1, 2])
+
+
+class FakeModel:
+    def __init__(self, fail=False):
+        self.calls, self.fail = [], fail
+
+    def push_to_hub(self, repo_id, token=None, private=True):
+        self.calls.append((repo_id, token))
+        if self.fail:
+            raise RuntimeError(f"401 Unauthorized for token {token}")
+
+
+def test_push_skipped_without_token(monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    model = FakeModel()
+    assert quant.push_adapter(model, "me/adapter") is False
+    out = capsys.readouterr().out
+    assert model.calls == []
+    assert out.count("\n") == 1 and "skipped" in out and "HF_TOKEN" in out
+
+
+def test_push_with_token_never_prints_it(monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    model = FakeModel()
+    assert quant.push_adapter(model, "me/adapter") is True
+    captured = capsys.readouterr()
+    assert model.calls == [("me/adapter", SECRET)]
+    assert SECRET not in captured.out + captured.err and "me/adapter" in captured.out
+
+
+def test_push_failure_does_not_echo_the_token(monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    assert quant.push_adapter(FakeModel(fail=True), "me/adapter") is False
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err and "failed" in captured.out
+
+
+def test_blank_token_counts_as_unset(capsys):
+    assert quant.push_adapter(FakeModel(), "me/a", env={"HF_TOKEN": "  "}) is False
+    assert "skipped" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def tiny_footprints():
+    return quant.measure_footprints(str(tiny_model_path("llama")), print_fn=lambda _: None)
+
+
+def test_measured_footprints_shrink(tiny_footprints):
+    f = tiny_footprints
+    assert set(f) == {"fp32", "bf16", "8-bit", "nf4", "nf4 + double quant"}
+    assert f["fp32"] == pytest.approx(2 * f["bf16"], rel=0.01)  # buffers (rotary) stay fp32
+    assert f["bf16"] > f["nf4"] > f["nf4 + double quant"]
+
+
+def test_embeddings_stay_unquantized_and_scales_are_counted():
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    path = str(tiny_model_path("llama"))
+    cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=False)
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=cfg, device_map={"": "cpu"})
+    assert not quant.embeddings_quantized(model)
+    n_linear = sum(m.in_features * m.out_features for m in model.model.layers.modules()
+                   if type(m).__name__ == "Linear4bit")
+    assert quant.quant_state_bytes(model) == n_linear // 64 * 4  # one fp32 absmax per 64 weights
+    trainable, total = quant.trainable_params(model)
+    assert total == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(path).parameters())
+
+
+def test_peak_memory_is_none_on_cpu():
+    assert quant.peak_memory_gb("cpu") is None
+
+
+# ---------------------------------------------------------------- benchmarks/sft_throughput.py
+def test_sft_benchmark_smoke_runs():
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "benchmarks/sft_throughput.py", "--smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for variant in ("trl-defaults", "ours", "qlora-b1", "qlora-b8", "qlora-ours"):
+        assert f"| {variant} |" in proc.stdout
+    assert "say nothing about GPU speed" in proc.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_sft_benchmark_without_cuda_says_so(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sft_throughput
+    finally:
+        sys.path.pop(0)
+    assert sft_throughput.main([]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
