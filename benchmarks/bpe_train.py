@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from importlib.metadata import version
@@ -45,10 +44,10 @@ def machine() -> str:
                 break
     except OSError:
         cpu = platform.processor() or cpu
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    cores = os.cpu_count()  # not `nproc`, which reports OMP_NUM_THREADS when it is set
     libs = " · ".join(f"{p} {version(p)}" for p in ("tokenizers", "tiktoken", "regex"))
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, `nproc` = {nproc}, shared with other jobs (load average {load} when this line was written) · "
+    return (f"{cpu}, {cores} cores (load average {load} when this line was written) · "
             f"Python {platform.python_version()} · {libs}")
 
 
