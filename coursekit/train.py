@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -316,11 +316,14 @@ def check_finite(loss: float, step: int, scaler: Any) -> None:
 
 
 def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
-          log_path: str | Path | None = None, stop_after: int | None = None) -> dict[str, Any]:
+          log_path: str | Path | None = None, stop_after: int | None = None,
+          eval_fn: Callable[[nn.Module], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train a GPT-2 on the shards in ``cfg.data_dir``; resume from ``out_dir/ckpt.pt`` if present.
 
     ``stop_after`` ends the run early at that step, with a checkpoint, as a
-    preemption would; the schedule still follows ``max_steps``.
+    preemption would; the schedule still follows ``max_steps``. ``eval_fn``
+    (e.g. HellaSwag-style accuracy) runs on rank 0 at every ``eval_every`` step,
+    with the model in eval mode; its results are returned under ``"evals"``.
 
     Returns ``{"losses": [...], "val": [(step, loss), ...], "lrs": [...], "tokens_per_s": ...}``.
     """
@@ -362,7 +365,7 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
         train_model = nn.parallel.DistributedDataParallel(
             train_model, device_ids=[d.local_rank] if device == "cuda" else None)
     peak = peak_flops(device)
-    lrs, val, tok_s = [], [], 0.0
+    lrs, val, evals, tok_s = [], [], [], 0.0
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and d.main), desc="train")
     log = open(log_path, "a") if (log_path and d.main) else None
     try:
@@ -388,6 +391,10 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
                 log.flush()
             if val_loader and step % cfg.eval_every == 0:
                 val.append((step, mean_across(evaluate(model, val_loader, cfg.eval_batches, device_str, precision), d)))
+            if eval_fn and d.main and cfg.eval_every and step % cfg.eval_every == 0:
+                with torch.no_grad():
+                    evals.append((step, eval_fn(model.eval())))
+                model.train()
             if d.main and cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 save_checkpoint(ckpt_path, model, optimizer, scaler, step, loader, model_cfg, cfg, history)
         if d.main:
@@ -398,7 +405,8 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
             log.close()
         if d.world_size > 1:
             dist.destroy_process_group()
-    return {"model": model, "losses": history, "lrs": lrs, "val": val, "tokens_per_s": tok_s, "step": step}
+    return {"model": model, "losses": history, "lrs": lrs, "val": val, "evals": evals, "tokens_per_s": tok_s,
+            "step": step}
 
 
 def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, loader: ShardLoader,

@@ -80,9 +80,11 @@ def test_training_learns_and_checkpoint_is_clean(shards, tmp_path):
     mcfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=64)
     cfg = T.TrainConfig(data_dir=str(shards), out_dir=str(tmp_path), batch_size=4, seq_len=16, max_steps=30,
                         lr=3e-3, warmup_steps=3, eval_every=10, progress=False)
-    out = T.train(mcfg, cfg, resume=False)
+    seen = []
+    out = T.train(mcfg, cfg, resume=False, eval_fn=lambda m: seen.append(m.training) or {"n": len(seen)})
     assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5]) - 0.5
     assert [s for s, _ in out["val"]] == [10, 20, 30]
+    assert out["evals"] == [(10, {"n": 1}), (20, {"n": 2}), (30, {"n": 3})] and seen == [False] * 3
     ckpt = T.load_checkpoint(tmp_path / T.CKPT_NAME, mcfg)  # weights_only=True inside
     assert ckpt["step"] == 30 and not any(k.startswith("_orig_mod.") for k in ckpt["model"])
     assert not list(tmp_path.glob("*.tmp"))
