@@ -7,7 +7,6 @@ import torch
 from rouge_score import rouge_scorer
 
 from coursekit import evals
-from coursekit.assets import load_tiny
 
 WORDS = "the cat dog sat ran on a mat log quickly slowly red big small house tree , . !".split()
 
@@ -16,13 +15,8 @@ def random_sentence(rng, n=None):
     return " ".join(rng.choice(WORDS) for _ in range(n or rng.randint(1, 14)))
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_tiny("llama")
-
-
-def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny):
-    model, tok = tiny
+def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny_llama):
+    model, tok = tiny_llama
     texts = ["def add(a, b): return a + b", "The quick brown fox.", "x = [i * i for i in range(10)] # squares"]
     total, count = 0.0, 0
     for t in texts:
@@ -52,8 +46,8 @@ def test_token_nll_is_float64_accurate_on_a_large_vocabulary():
     assert count == 22 and total == pytest.approx(exact, rel=1e-6)
 
 
-def test_strided_perplexity_equals_whole_when_the_window_covers_the_text(tiny):
-    model, tok = tiny
+def test_strided_perplexity_equals_whole_when_the_window_covers_the_text(tiny_llama):
+    model, tok = tiny_llama
     text = ["import os\nprint(os.getcwd())\n" * 6]
     n = len(tok(text[0])["input_ids"])
     whole = evals.perplexity(model, tok, text)
@@ -63,8 +57,8 @@ def test_strided_perplexity_equals_whole_when_the_window_covers_the_text(tiny):
 
 
 @pytest.mark.parametrize("stride", [16, 8, 5])
-def test_strided_nll_scores_each_target_once_with_the_right_context(tiny, stride):
-    model, tok = tiny
+def test_strided_nll_scores_each_target_once_with_the_right_context(tiny_llama, stride):
+    model, tok = tiny_llama
     ids = torch.tensor([tok("import os\nprint(os.getcwd())\n" * 6)["input_ids"]])
     T, W = ids.shape[1], 16
     total, count = evals._strided_nll(model, ids, W, stride)

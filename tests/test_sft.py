@@ -24,11 +24,6 @@ CHAT = [
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return assets.load_tiny("llama")
-
-
-@pytest.fixture(scope="module")
 def smol_tok():
     from transformers import AutoTokenizer
 
@@ -95,8 +90,8 @@ def test_held_out_split_shares_no_prompt_with_train():
 
 # ---------------------------------------------------------------- loss only on the assistant
 @pytest.mark.parametrize("which", ["tiny", "smollm2"])
-def test_unmasked_tokens_are_exactly_the_replies(which, tiny, smol_tok):
-    tok = tiny[1] if which == "tiny" else smol_tok
+def test_unmasked_tokens_are_exactly_the_replies(which, tiny_llama, smol_tok):
+    tok = tiny_llama[1] if which == "tiny" else smol_tok
     ex = sft.tokenize_chat(tok, CHAT)
     assert sft.trained_text(tok, ex) == ["4<|im_end|>", "It is 6.<|im_end|>"]  # each reply + end of turn
     assert len(ex["input_ids"]) == len(ex["labels"])
@@ -111,22 +106,22 @@ def test_plain_template_trains_on_the_completion_and_eos(smol_tok):
     assert sft.trained_text(smol_tok, ex) == ["12.00<|im_end|>"]
 
 
-def test_prepared_dataset_trains_on_units_answers(tiny):
+def test_prepared_dataset_trains_on_units_answers(tiny_llama):
     from coursekit.data import load_jsonl
 
     rows = list(load_jsonl("units"))[:5]
-    ds = sft.prepare_dataset(rows, tiny[1])
+    ds = sft.prepare_dataset(rows, tiny_llama[1])
     assert ds.column_names == ["input_ids", "labels"]
-    assert [sft.trained_text(tiny[1], e) for e in ds] == [[r["messages"][-1]["content"] + "<|im_end|>"] for r in rows]
-    html = sft.masked_html(tiny[1], ds[0])
+    assert [sft.trained_text(tiny_llama[1], e) for e in ds] == [[r["messages"][-1]["content"] + "<|im_end|>"] for r in rows]
+    html = sft.masked_html(tiny_llama[1], ds[0])
     assert html.count("<span") == len(ds[0]["input_ids"]) and "#c8f7c5" in html
 
 
 # ---------------------------------------------------------------- packing keeps examples apart
-def test_packing_keeps_examples_apart(tiny, tmp_path):
+def test_packing_keeps_examples_apart(tiny_llama, tmp_path):
     from trl import SFTConfig, SFTTrainer
 
-    model, tok = tiny
+    model, tok = tiny_llama
     ds = sft.prepare_dataset([{"prompt": f"Convert {i} hours to minutes.", "completion": str(60 * i)}
                               for i in range(1, 7)], tok)
     args = SFTConfig(output_dir=str(tmp_path), packing=True, max_length=256, per_device_train_batch_size=1,
@@ -215,8 +210,8 @@ def test_qlora_recipe_loads_4bit_on_cpu(tmp_path):
     assert "Linear4bit" in kinds and all(math.isfinite(x) for x in run.losses)
 
 
-def test_gradient_checkpointing_saves_activation_memory(tiny):
-    model, tok = tiny
+def test_gradient_checkpointing_saves_activation_memory(tiny_llama):
+    model, tok = tiny_llama
     ex = sft.tokenize_chat(tok, CHAT)
     batch = {"input_ids": torch.tensor([ex["input_ids"]]), "labels": torch.tensor([ex["labels"]])}
     off = sft.saved_activation_bytes(model, batch)

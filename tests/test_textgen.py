@@ -19,11 +19,6 @@ from coursekit.textgen import (
 
 
 @pytest.fixture(scope="module")
-def tiny_llama():
-    return assets.load_tiny("llama")
-
-
-@pytest.fixture(scope="module")
 def bert_tok():
     from transformers import AutoTokenizer
 
@@ -204,7 +199,7 @@ def test_mlm_mask_80_10_10_matches_datacollator(bert_tok):
     assert not ((ref["labels"] != IGNORE_INDEX) & special).any()
 
 
-def test_mlm_mask_bad_input(bert_tok):
+def test_mlm_mask_bad_input(bert_tok, tiny_llama):
     ids = torch.tensor([[101, 2000, 102]])
     with pytest.raises(ValueError, match="prob"):
         mlm_mask(ids, bert_tok, prob=1.5)
@@ -213,7 +208,7 @@ def test_mlm_mask_bad_input(bert_tok):
     with pytest.raises(ValueError, match="integer"):
         mlm_mask(ids.float(), bert_tok)
     with pytest.raises(ValueError, match="mask token"):
-        mlm_mask(ids, assets.load_tiny("llama")[1])
+        mlm_mask(ids, tiny_llama[1])
     with pytest.raises(ValueError, match="tuple"):
         mlm_mask(ids, (103, 30522))
     with pytest.raises(ValueError, match="sum"):
