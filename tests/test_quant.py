@@ -1,17 +1,10 @@
-"""coursekit.quant: bytes per parameter, footprints, price MAE, push_to_hub guard; sft_throughput smoke."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""coursekit.quant: bytes per parameter, footprints, price MAE, push_to_hub guard."""
 
 import pytest
-import torch
 
 from coursekit import quant
 from coursekit.assets import tiny_model_path
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hf_ThisIsNotARealTokenButMustNeverBePrinted123"
 
 
@@ -121,25 +114,3 @@ def test_embeddings_stay_unquantized_and_scales_are_counted():
 
 def test_peak_memory_is_none_on_cpu():
     assert quant.peak_memory_gb("cpu") is None
-
-
-# ---------------------------------------------------------------- benchmarks/sft_throughput.py
-def test_sft_benchmark_smoke_runs():
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "benchmarks/sft_throughput.py", "--smoke"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for variant in ("trl-defaults", "ours", "qlora-b1", "qlora-b8", "qlora-ours"):
-        assert f"| {variant} |" in proc.stdout
-    assert "say nothing about GPU speed" in proc.stdout
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
-def test_sft_benchmark_without_cuda_says_so(capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import sft_throughput
-    finally:
-        sys.path.pop(0)
-    assert sft_throughput.main([]) == 2
-    assert "needs a CUDA GPU" in capsys.readouterr().err
