@@ -1,6 +1,7 @@
 """The GPU benchmarks must not rot between the sessions that have a GPU: run their CPU smoke mode,
 and check the pieces that decide what they report."""
 
+import doctest
 import os
 import re
 import subprocess
@@ -17,9 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
 import fetch_wheels  # noqa: E402
+import gpt2_throughput  # noqa: E402
 import sft_throughput  # noqa: E402
 
 sys.path[:2] = []
+
+
+@pytest.mark.parametrize("module", [fetch_wheels, gpt2_throughput, sft_throughput], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_gpt2_throughput_smoke_runs_both_models():
