@@ -4,13 +4,23 @@ A recipe names every choice of a run in one file (``recipes/*.yml``): base
 model, datasets (path, format, field mapping), sizes, optimiser, precision,
 LoRA and k-bit loading, output folder. ``load_recipe`` checks every key, and
 a typo is an error that lists the valid keys; ``run_recipe`` then trains with
-the helpers of ``coursekit.sft``. A worked example::
+the helpers of ``coursekit.sft``. A worked example, on a tiny random model
+(``tiny:llama``) in place of the recipe's SmolLM2::
 
-    >>> recipe = load_recipe("recipes/sft_smoke.yml", max_steps=5)
-    >>> print(describe(recipe))                      # one line per setting that matters
-    >>> run = run_recipe(recipe)                     # LoRA adapter + tokenizer saved to recipe.output_dir
-    >>> load_recipe("recipes/sft_smoke.yml", lr=1e-3)
-    RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> recipe = load_recipe("recipes/sft_smoke.yml", base_model="tiny:llama", sequence_len=128, max_steps=3,
+    ...                      output_dir=out)
+    >>> print(describe(recipe))                      # doctest: +ELLIPSIS
+    tiny:llama (full precision) on data/units.jsonl [train]
+    LoRA r=8 alpha=16 dropout=0 targets=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
+    max_steps 3, batch 4×1, lr 0.001 (constant), adamw_torch, seq 128, packing False → /tmp/...
+    >>> run = run_recipe(recipe, progress=False)     # LoRA adapter + tokenizer saved to recipe.output_dir
+    >>> len(run.losses), sorted(run.eval_metrics)    # 24 held-out prompts scored after training
+    (3, ['exact_match', 'loss', 'token_accuracy'])
+    >>> load_recipe("recipes/sft_smoke.yml", lr=1e-3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    coursekit.recipes.RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
 
 From the command line (``coursekit.sft`` forwards to this module's ``main``)::
 
@@ -161,8 +171,9 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
     """Read a YAML file (or take a dict), validate every key, and apply ``overrides``.
 
     >>> load_recipe({"base_model": "tiny:llama", "datasets": [{"path": "data/units.jsonl"}],
-    ...              "output_dir": "runs/x", "lr": 1e-3})
-    RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
+    ...              "output_dir": "runs/x", "lr": 1e-3})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    coursekit.recipes.RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
     """
     import yaml
 
@@ -330,14 +341,15 @@ def load_model(recipe: Recipe, precision: Precision, device: str | None = None) 
     return model, tok
 
 
-def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, **overrides: Any) -> SFTRun:
+def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, progress: bool = True,
+               **overrides: Any) -> SFTRun:
     """Validate, load the model and data, train with LoRA, save the adapter and tokenizer.
 
     With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored
     after training (``score_answers``) into ``run.eval_metrics``.
 
-    >>> run = run_recipe("recipes/sft_smoke.yml", output_dir="/tmp/run", max_steps=5)
-    >>> run.final_loss
+    ``progress=False`` trains without the bar and the per-step log lines.
+    The module docstring runs one end to end.
     """
     recipe = load_recipe(source, **overrides)
     device = get_device()
@@ -351,7 +363,7 @@ def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool =
                 lr_scheduler=recipe.lr_scheduler, warmup_steps=recipe.warmup_steps, optimizer=recipe.optimizer,
                 weight_decay=recipe.weight_decay, max_length=recipe.sequence_len, packing=recipe.sample_packing,
                 gradient_checkpointing=recipe.gradient_checkpointing, precision=precision, seed=recipe.seed,
-                logging_steps=recipe.logging_steps)
+                logging_steps=recipe.logging_steps, progress=progress)
     tok.save_pretrained(recipe.output_dir)
     if held_out is not None and evaluate:
         run.eval_metrics = score_answers(run.model, tok, held_out)

@@ -10,13 +10,17 @@ Three groups of helpers, each small enough to read in one go:
     >>> to_messages({"instruction": "Add.", "input": "2 + 2", "output": "4"})   # Alpaca
     [{'role': 'user', 'content': 'Add.\\n\\n2 + 2'}, {'role': 'assistant', 'content': '4'}]
     >>> to_messages({"prompt": "2 + 2 ="}, index=7)
-    DataError: row 7: missing field 'completion' (prompt_completion rows need prompt, completion)
+    Traceback (most recent call last):
+    coursekit.sft.DataError: row 7: missing field 'completion' (prompt_completion rows need prompt, completion)
 
 * **Loss only on the assistant**: ``tokenize_chat`` renders the chat template,
   then gives every token outside the assistant's replies the label -100. The
   trained tokens are each reply plus its end-of-turn token (``<|im_end|>`` for
   ChatML), so the model learns to stop::
 
+    >>> from coursekit.assets import load_tiny
+    >>> _, tok = load_tiny("llama")                  # a tiny random model with a ChatML template
+    >>> messages = [{"role": "user", "content": "What is 7 * 22?"}, {"role": "assistant", "content": "154"}]
     >>> ex = tokenize_chat(tok, messages)            # {"input_ids": [...], "labels": [...]}
     >>> trained_text(tok, ex)                        # decode the tokens that are not -100
     ['154<|im_end|>']
@@ -306,6 +310,8 @@ def tokenize_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], templat
     the tokenizer merges into the reply's first token (" A"), that token is
     trained whole. Needs a fast tokenizer (offsets).
 
+    >>> from coursekit.assets import load_tiny
+    >>> _, tok = load_tiny("llama")
     >>> ex = tokenize_chat(tok, [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}])
     >>> trained_text(tok, ex)
     ['4<|im_end|>']
@@ -523,11 +529,18 @@ def train(model: Any, tokenizer: Any, dataset: Any, *, output_dir: str | Path, l
     """Fine-tune ``model`` with TRL's ``SFTTrainer`` (LoRA when ``lora`` is a ``LoraConfig``).
 
     ``dataset`` is rows of any accepted form, or already tokenized
-    (``input_ids`` + ``labels``). The adapter is saved to ``output_dir``.
+    (``input_ids`` + ``labels``). The adapter is saved to ``output_dir``
+    unless ``save=False``. ``progress=False`` shows neither the bar nor the
+    per-step log lines; the losses are in ``run.losses`` either way.
 
-    >>> run = train(model, tok, rows, output_dir="runs/x", lora=lora_config(r=8), max_steps=20, learning_rate=1e-3)
-    >>> run.final_loss < run.losses[0]
-    True
+    >>> import tempfile
+    >>> from coursekit.assets import load_tiny
+    >>> model, tok = load_tiny("llama")
+    >>> rows = [{"prompt": f"{a} + {a} =", "completion": str(2 * a)} for a in range(8)]
+    >>> run = train(model, tok, rows, output_dir=tempfile.mkdtemp(), lora=lora_config(r=8), max_steps=20,
+    ...             learning_rate=1e-2, progress=False)
+    >>> len(run.losses), run.final_loss < run.losses[0]
+    (20, True)
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -544,6 +557,10 @@ def train(model: Any, tokenizer: Any, dataset: Any, *, output_dir: str | Path, l
         packing=packing, activation_checkpointing=gradient_checkpointing, seed=seed, logging_steps=logging_steps,
         save_strategy="no", report_to="none", disable_tqdm=not progress, dataloader_pin_memory=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    if not progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # without a bar, Trainer prints every log dict instead
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
