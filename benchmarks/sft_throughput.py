@@ -13,7 +13,9 @@ Variants:
 * ``ours``: padding-free packing (TRL best-fit-decreasing; no pad tokens at all), SDPA attention, a micro-batch
   sized to the GPU by measurement: ``--ours-batch 8 12 16`` runs one ``ours-bN`` per size, and the summary picks
   the fastest whose peak stays within TRL's. Checkpointing is switchable (``--no-ours-ckpt``), and
-  ``--ours-compile`` adds ``torch.compile``. (TRL's selective checkpointing is left out: with transformers 5.23
+  ``--ours-compile`` adds ``torch.compile``. ``--ours-attn flex_attention`` is worth a try: padding-free packing
+  flattens the micro-batch into one long row with a block-diagonal mask, and SDPA's masked kernels still compute
+  the masked-out blocks (attention cost grows with the micro-batch squared), while FlexAttention skips them. (TRL's selective checkpointing is left out: with transformers 5.23
   its ``selective`` key reaches ``torch.utils.checkpoint`` and fails.)
 * ``qlora-b1`` / ``qlora-b8``: TRL defaults on an nf4 + double-quant base at batch 1 and 8.
 * ``qlora-ours``: our settings on the 4-bit base.
@@ -114,7 +116,7 @@ def _stamps_callback(cuda: bool, profile_from: int, profile_steps: int) -> Any:
 
 def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, batch: int, packing: bool,
                 ckpt: bool, steps: int, warmup: int, max_length: int, precision: Any, device: str,
-                compile: bool = False, profile_steps: int = 3) -> dict[str, Any]:
+                compile: bool = False, attn: str = "sdpa", profile_steps: int = 3) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -125,7 +127,7 @@ def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, ba
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    kwargs: dict[str, Any] = {"dtype": precision.dtype, "attn_implementation": "sdpa"}
+    kwargs: dict[str, Any] = {"dtype": precision.dtype, "attn_implementation": attn}
     if quant:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -155,7 +157,7 @@ def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, ba
     measured_tokens = tokens[end] - (tokens[warmup - 1] if warmup else 0)
     peak = torch.cuda.max_memory_allocated() / 1024**3 if cuda else None
     result = {"variant": name, "batch": batch, "packing": packing,
-              "ckpt": ckpt, "compile": compile, "4-bit": quant,
+              "ckpt": ckpt, "compile": compile, "attn": attn, "4-bit": quant,
               "tokens_per_s": measured_tokens / (stamps.times[end] - t0), "peak_gib": peak,
               "collate_share": timer.seconds / max(time.perf_counter() - start, 1e-9),
               "gpu_idle": stamps.gpu_idle, "steps": steps}
@@ -166,12 +168,12 @@ def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, ba
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| variant | batch | packing | ckpt | compile | 4-bit | non-pad tok/s | peak GiB | collation share "
-             "| GPU idle |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| variant | batch | packing | ckpt | compile | attention | 4-bit | non-pad tok/s | peak GiB "
+             "| collation share | GPU idle |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a (CPU)"
         idle = f"{r['gpu_idle']:.1%}" if r["gpu_idle"] is not None else "n/a"
-        lines.append(f"| {r['variant']} | {r['batch']} | {r['packing']} | {r['ckpt']} | {r['compile']} | "
+        lines.append(f"| {r['variant']} | {r['batch']} | {r['packing']} | {r['ckpt']} | {r['compile']} | {r['attn']} | "
                      f"{r['4-bit']} | {r['tokens_per_s']:,.0f} | {peak} | {r['collate_share']:.1%} | {idle} |")
     return "\n".join(lines)
 
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-ckpt", action=argparse.BooleanOptionalAction, default=True,
                         help="gradient checkpointing in our recipe")
     parser.add_argument("--ours-compile", action="store_true", help="torch.compile our model (SFTConfig.torch_compile)")
+    parser.add_argument("--ours-attn", choices=("sdpa", "flex_attention"), default="sdpa",
+                        help="flex_attention skips the masked-out blocks of packed rows (GPU only: no CPU backward)")
     parser.add_argument("--only", nargs="*", help="run only these variants (ours-bN for a size, or 'ours' for all)")
     args = parser.parse_args(argv)
 
@@ -237,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
               "on the CPU with tiny shapes.", file=sys.stderr)
         return 2
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    if device == "cpu" and args.ours_attn == "flex_attention":
+        print("flex_attention has no backward on the CPU: use --ours-attn sdpa here, or run on a GPU.", file=sys.stderr)
+        return 2
     precision = pick_precision(device)
     shape, lo, hi, max_length = (SMOKE_SHAPE, 8, 63, 64) if args.smoke else (FULL_SHAPE, 32, 511, 512)
     steps, warmup = (2, 1) if args.smoke else (args.steps, args.warmup)
@@ -245,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     tok.pad_token_id = 0
     n_rows = max(*ours_batches, 8) * (steps + warmup + 3) * 2
     rows = random_rows(n_rows, lo, hi, shape["vocab_size"])
-    ours = {"packing": True, "ckpt": args.ours_ckpt, "compile": args.ours_compile}
+    ours = {"packing": True, "ckpt": args.ours_ckpt, "compile": args.ours_compile, "attn": args.ours_attn}
     variants: dict[str, dict[str, Any]] = {"trl-defaults": {"quant": False, "batch": 8, "packing": False, "ckpt": True}}
     variants |= {f"ours-b{b}": {"quant": False, "batch": b, **ours} for b in ours_batches}
     variants |= {"qlora-b1": {"quant": True, "batch": 1, "packing": False, "ckpt": True},

@@ -53,6 +53,11 @@ def test_sft_benchmark_without_cuda_says_so(capsys):
     assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
+def test_sft_benchmark_refuses_flex_attention_on_the_cpu(capsys):
+    assert sft_throughput.main(["--smoke", "--ours-attn", "flex_attention"]) == 2
+    assert "no backward on the CPU" in capsys.readouterr().err
+
+
 def _result(name, tok_s, peak):
     return {"variant": name, "tokens_per_s": tok_s, "peak_gib": peak}
 
