@@ -10,10 +10,15 @@ the smoke profile:
 * ``tiny_model_path("llama" | "gpt2")``: random tiny models built from a config
   and a tokenizer trained here, saved, and loaded back with ``from_pretrained``.
 
-In colab/full, ``model_id(role, profile)`` gives the Hub id, and
-``load_causal_lm`` turns an unreachable Hub into a clear error::
+In colab/full, ``model_id(role, profile)`` gives the Hub id (in smoke, a local
+folder), and ``load_causal_lm`` loads it, turning an unreachable Hub into a clear
+``AssetError``; the tiny models go through the same ``from_pretrained`` path::
 
-    >>> model, tok = load_causal_lm(model_id("chat", get_profile()))
+    >>> model_id("chat", "colab")
+    'Qwen/Qwen3-0.6B'
+    >>> model, tok = load_tiny("llama")     # random weights, real transformers classes
+    >>> type(model).__name__, len(tok)
+    ('LlamaForCausalLM', 512)
 """
 
 from __future__ import annotations

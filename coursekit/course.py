@@ -61,7 +61,15 @@ def setup_cell_source() -> str:
 
 
 def strip_outputs(nb: dict[str, Any]) -> bool:
-    """Remove outputs and execution counts in place; return True if anything changed."""
+    """Remove outputs and execution counts in place; return True if anything changed.
+
+    >>> nb = {"cells": [{"cell_type": "code", "source": "1 + 1", "outputs": [{"data": "2"}], "execution_count": 3},
+    ...                 {"cell_type": "markdown", "source": "# Title"}]}
+    >>> strip_outputs(nb), nb["cells"][0]["outputs"], nb["cells"][0]["execution_count"]
+    (True, [], None)
+    >>> strip_outputs(nb)  # already clean: nothing to do
+    False
+    """
     changed = False
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":

@@ -9,15 +9,19 @@ A frozen layer computes ``y = x W^T + b``. LoRA learns a correction of rank ``r`
 ``in·out``. After training, ``merge()`` folds ``(alpha / r)·B·A`` into ``W`` and
 the adapter costs nothing at inference.
 
-Worked example (the same code works on any transformers causal LM)::
+Worked example on the tiny random Llama (the same code works on any transformers causal LM)::
 
-    >>> from coursekit.assets import load_smollm2
-    >>> model, tok = load_smollm2()
+    >>> from coursekit.assets import load_tiny
+    >>> model, tok = load_tiny("llama")
+    >>> ids = tok("def f(x):", return_tensors="pt").input_ids
+    >>> before = model(ids).logits
     >>> model = apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)
-    >>> count_trainable(model)            # only A and B train
-    trainable params: 460,800 || all params: 134,975,808 || trainable%: 0.3414
-    >>> # ... train ...
+    >>> torch.equal(model(ids).logits, before)   # B = 0: exactly the base model
+    True
+    >>> # ... train A and B ...
     >>> model = merge_lora(model)         # plain nn.Linear layers again, W ← W + (alpha/r)·B·A
+    >>> lora_layers(model)
+    {}
 
 The tests prove this module equal to ``peft`` (outputs, gradients, parameter
 counts and merged weights), for ``nn.Linear`` and for GPT-2's ``Conv1D``.
@@ -197,7 +201,12 @@ def apply_lora(model: nn.Module, target_modules: str | Iterable[str], r: int, al
     Matching is by name suffix on dot boundaries, as in peft: ``"q_proj"`` matches
     ``model.layers.3.self_attn.q_proj``. The model is changed in place and returned.
 
-    >>> model = apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)   # doctest: +SKIP
+    >>> from coursekit.assets import load_tiny
+    >>> model = apply_lora(load_tiny("llama")[0], ["q_proj", "v_proj"], r=8, alpha=16)
+    >>> len(lora_layers(model))          # q_proj and v_proj in each of the 2 layers
+    4
+    >>> count_trainable(model)           # r·(in + out) per layer: 8·(64 + 64) + 8·(64 + 32), twice
+    trainable params: 3,584 || all params: 110,400 || trainable%: 3.2464
 
     Raises ValueError when a target matches no linear layer (the message lists the
     model's linear-layer names), when ``r <= 0`` or ``alpha <= 0``, and when a

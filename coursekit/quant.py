@@ -3,8 +3,8 @@
 * **Bytes per parameter** (the seeds' table) and the training memory of full
   fine-tuning, LoRA and QLoRA by model size::
 
-    >>> BYTES_PER_PARAM["nf4 + double quant"]
-    0.5159...
+    >>> round(BYTES_PER_PARAM["nf4 + double quant"], 4)
+    0.5159
     >>> round(training_gb(3e9, "QLoRA"), 1)        # GB, activations excluded
     2.0
 
@@ -13,8 +13,14 @@
   returns ``get_memory_footprint()`` of each, plus the 4-bit scales (which it
   does not count); where bitsandbytes cannot load a variant, the reason is
   kept instead of a number.
-* **Price task**: ``parse_price("$139.00 ...") == 139.0``; ``price_mae`` counts
-  an unparseable answer as a prediction of 0 dollars (its error is the whole price).
+* **Price task**: ``parse_price`` reads the first number; ``price_mae`` counts
+  an unparseable answer as a prediction of 0 dollars (its error is the whole price)::
+
+    >>> parse_price("$1,299.00 is a fair price")
+    1299.0
+    >>> price_mae(["$90", "no idea"], [100.0, 50.0])["mae"]     # (10 + 50) / 2
+    30.0
+
 * **push_adapter**: pushes only when ``HF_TOKEN`` is set, otherwise prints one
   line saying it skipped; the token is never printed.
 """
@@ -196,6 +202,10 @@ def push_adapter(model: Any, repo_id: str, env: Mapping[str, str] | None = None,
     """``model.push_to_hub(repo_id)`` when ``HF_TOKEN`` is set, else one line saying it was skipped.
 
     The token goes to the Hub client only; no message contains it (errors are reported by type).
+
+    >>> push_adapter(None, "me/price-adapter", env={})     # no HF_TOKEN: nothing is sent
+    push_to_hub skipped: HF_TOKEN is not set (would push the adapter to me/price-adapter).
+    False
     """
     env = os.environ if env is None else env
     token = env.get("HF_TOKEN", "").strip()

@@ -3,10 +3,10 @@
 Every notebook starts with a *profile cell*. It asks this module for a profile
 (``smoke`` / ``colab`` / ``full``), a device and a precision, and takes every
 size, model and step count from there. One line is printed saying what was
-chosen and why::
+chosen and why (the device and precision follow, e.g. ``device cpu · fp32``)::
 
-    >>> P = get_profile("smoke")
-    profile: smoke (asked for by name) · device cpu · fp32 (no CUDA: fp32 on CPU)
+    >>> P = get_profile("smoke")     # doctest: +ELLIPSIS
+    profile: smoke (asked for by name) · device ...
     >>> P.pick(smoke=20, colab=500, full=2000)
     20
 """

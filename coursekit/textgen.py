@@ -24,8 +24,9 @@ Worked example::
     >>> fits_in_context(3000, [512, 2048, 8192])
     {512: False, 2048: False, 8192: True}
     >>> ids = torch.tensor([[101, 7592, 2088, 102]])      # [CLS] hello world [SEP]
-    >>> inputs, labels = mlm_mask(ids, (103, 30522, [0, 101, 102]), prob=0.15)
-    >>> # labels is -100 wherever a token was not selected; the loss only sees selected ones
+    >>> inputs, labels = mlm_mask(ids, (103, 30522, [0, 101, 102]), prob=1.0)  # select every word
+    >>> labels.tolist()        # -100 where not selected: the loss sees selected tokens only
+    [[-100, 7592, 2088, -100]]
 """
 
 from __future__ import annotations
@@ -145,8 +146,10 @@ def token_counts(text: str, tokenizers: Mapping[str, Any]) -> dict[str, int]:
     Handles transformers tokenizers (fast or slow), ``tokenizers.Tokenizer`` and
     tiktoken encodings::
 
-        >>> token_counts("Hello world", {"gpt-4": cl100k(), "smollm2": tok})
-        {'gpt-4': 2, 'smollm2': 2}
+        >>> from coursekit.assets import cl100k, load_tiny
+        >>> tiny_tok = load_tiny("gpt2")[1]               # a 512-token BPE: more, shorter pieces
+        >>> token_counts("Hello world", {"gpt-4": cl100k(), "tiny": tiny_tok})
+        {'gpt-4': 2, 'tiny': 8}
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}.")
@@ -201,6 +204,9 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, ignore_index: 
     per row are averaged. This equals ``model(input_ids, labels=input_ids).loss``
     of a transformers causal LM::
 
+        >>> from coursekit.assets import load_tiny
+        >>> model, tok = load_tiny("llama")
+        >>> ids = tok("def add(a, b): return a + b", return_tensors="pt").input_ids
         >>> out = model(ids, labels=ids)
         >>> torch.allclose(causal_lm_loss(out.logits, ids), out.loss)
         True
@@ -254,8 +260,11 @@ def mlm_mask(
     transformers' ``DataCollatorForLanguageModeling(mlm_probability=0.15)``
     (the tests check the proportions on 200k tokens)::
 
-        >>> ids = tok(["a sentence to corrupt"], return_tensors="pt").input_ids
-        >>> inputs, labels = mlm_mask(ids, tok, generator=torch.Generator().manual_seed(0))
+        >>> ids = torch.tensor([[101, 7592, 2088, 1010, 2088, 999, 102]])   # [CLS] ... [SEP]
+        >>> inputs, labels = mlm_mask(ids, (103, 30522, [0, 101, 102]), prob=0.5,
+        ...                           generator=torch.Generator().manual_seed(0))
+        >>> inputs.tolist(), labels.tolist()   # selected: 2088, 1010, 2088 (all became [MASK] here)
+        ([[101, 7592, 103, 103, 103, 999, 102]], [[-100, -100, 2088, 1010, 2088, -100, -100]])
     """
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"prob must be in [0, 1], got {prob}.")
@@ -314,9 +323,16 @@ def sample_generations(model: Any, tok: Any, prompt: str | list[dict[str, str]],
     ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
     ``top_k``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...)::
 
-        >>> g = sample_generations(model, tok, "Name a colour.", n=4, seed=0,
-        ...                        do_sample=True, temperature=0.7, max_new_tokens=16)
-        >>> len(g.texts), distinct_n(g.token_ids, 2)
+        >>> from coursekit.assets import load_tiny
+        >>> model, tok = load_tiny("llama")             # random weights: the texts are noise
+        >>> kw = dict(do_sample=True, temperature=0.7, max_new_tokens=16)
+        >>> g = sample_generations(model, tok, "Name a colour.", n=4, seed=0, **kw)
+        >>> g.prompt.splitlines()                       # the chat template was applied
+        ['<|im_start|>user', 'Name a colour.<|im_end|>', '<|im_start|>assistant']
+        >>> len(g.texts), max(len(ids) for ids in g.token_ids) <= 16
+        (4, True)
+        >>> sample_generations(model, tok, "Name a colour.", n=4, seed=0, **kw).texts == g.texts
+        True
     """
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}.")

@@ -150,7 +150,12 @@ class ShardLoader:
 
 # ---------------------------------------------------------------- schedule and optimizer
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio·lr`` at ``max_steps``."""
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio·lr`` at ``max_steps``.
+
+    >>> cfg = TrainConfig(lr=6e-4, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    >>> [round(lr_at(s, cfg) / cfg.lr, 3) for s in (0, 9, 10, 60, 110, 200)]  # fraction of the peak
+    [0.1, 1.0, 1.0, 0.55, 0.1, 0.1]
+    """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     span = max(1, cfg.max_steps - cfg.warmup_steps)
