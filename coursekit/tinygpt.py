@@ -20,6 +20,8 @@ Shapes: B = batch, T = seq_len (positions), V = vocabulary size.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -48,16 +50,16 @@ def _emb_init() -> keras.initializers.Initializer:
 class PositionEmbedding(keras.layers.Layer):
     """A learned vector per position: token ids (B, T) -> (1, T, d_model)."""
 
-    def __init__(self, seq_len: int, d_model: int, **kwargs):
+    def __init__(self, seq_len: int, d_model: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seq_len, self.d_model = seq_len, d_model
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.embeddings = self.add_weight(
             shape=(self.seq_len, self.d_model), initializer=_emb_init(), name="embeddings"
         )
 
-    def call(self, ids):
+    def call(self, ids: Any) -> Any:  # ids (B, T) → the (1, T, d_model) position table
         T = ops.shape(ids)[1]
         return self.embeddings[None, :T, :]  # (1, T, d_model), broadcasts over the batch
 
@@ -159,7 +161,7 @@ class CharVocab:
     ([' ', 'e', 'h', 'l', 'o'], [2, 4, 3, 1], 'he')
     """
 
-    def __init__(self, text: str):
+    def __init__(self, text: str) -> None:
         if not text:
             raise ValueError("CharVocab needs a non-empty text.")
         self.chars = sorted(set(text))
@@ -174,11 +176,11 @@ class CharVocab:
             raise ValueError(f"Characters {unknown} are not in the vocabulary {self.chars}.")
         return np.array([self.index[c] for c in text], dtype="int32")
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
 
-def sliding_windows(ids, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+def sliding_windows(ids: Sequence[int] | np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Every window of ``seq_len`` tokens (X), and the token right after it (y).
 
     A text of N tokens gives N - seq_len samples. The target is the *next*
@@ -207,12 +209,12 @@ def sliding_windows(ids, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def last_logits(model: keras.Model, X) -> np.ndarray:
+def last_logits(model: keras.Model, X: np.ndarray) -> np.ndarray:
     """Logits for the token after each window: (B, T) ids -> (B, V)."""
     return ops.convert_to_numpy(model(np.asarray(X, dtype="int32"), training=False))[:, -1, :]
 
 
-def accuracy(model: keras.Model, X, y) -> float:
+def accuracy(model: keras.Model, X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of windows whose next token is the model's top (greedy) prediction."""
     return float(np.mean(last_logits(model, X).argmax(-1) == np.asarray(y)))
 
@@ -228,7 +230,7 @@ class _StopWhenMemorised(keras.callbacks.Callback):
 
 
 def train_until_memorised(
-    model: keras.Model, X, y, *, max_epochs: int = 500, min_epochs: int = 0, learning_rate: float = 1e-2
+    model: keras.Model, X: np.ndarray, y: np.ndarray, *, max_epochs: int = 500, min_epochs: int = 0, learning_rate: float = 1e-2
 ) -> list[float]:
     """Train on the windows until every target is predicted; return the loss per epoch.
 
@@ -287,7 +289,7 @@ def generate(model: keras.Model, vocab: CharVocab, prompt: str, n_chars: int) ->
     return vocab.decode(ids)
 
 
-def attention_weights(model: keras.Model, x) -> np.ndarray:
+def attention_weights(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Attention weights (B, heads, T, T) of ``model`` on token ids ``x`` (B, T).
 
     Row t of a head's (T, T) matrix says how much position t reads each
