@@ -84,12 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dest", type=Path, default=ROOT / ".whl")
     ap.add_argument("--cuda", default="13", help="CUDA major version of the device's torch (torch.version.cuda)")
-    ap.add_argument("--extra", nargs="*", default=[], help="more pinned packages to carry (e.g. pyarrow)")
+    ap.add_argument("--extra", nargs="*", default=[], help="more pinned packages to carry")
+    ap.add_argument("--override", nargs="*", default=[], metavar="NAME==VERSION",
+                    help="another version than the pin, e.g. datasets==4.7.0 if the device's pyarrow is older than 24 "
+                         "(datasets 5.2 wants pyarrow >= 24, and pyarrow's 55 MB wheel does not fit the carry)")
     args = ap.parse_args(argv)
     args.dest.mkdir(exist_ok=True)
     for old in args.dest.glob("*.whl"):
         old.unlink()  # two versions of one package would stop the install there
-    for name, version in pinned(NEEDED + tuple(args.extra)).items():
+    versions = pinned(NEEDED + tuple(args.extra)) | dict(o.split("==", 1) for o in args.override)
+    for name, version in versions.items():
         download(name, version, args.dest)
     for wheel in args.dest.glob("bitsandbytes-*.whl"):
         saved = slim_wheel(wheel, re.compile(rf"_(cpu|cuda{args.cuda}\d)\.so$"))
