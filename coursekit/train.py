@@ -23,10 +23,11 @@ import argparse
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -70,45 +71,91 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- data
+class ShardWriter:
+    """Appends token ids to uint16 shards ``<split>_000000.npy``, ``<split>_000001.npy``, ...
+
+    Only one shard's buffer is held in memory, so a 10B-token corpus can stream through::
+
+        >>> import tempfile
+        >>> w = ShardWriter(tempfile.mkdtemp(), "train", shard_tokens=4)
+        >>> w.add([1, 2, 3]); w.add([4, 5, 6, 7, 8, 9])
+        >>> [p.name for p in w.close()], w.total
+        (['train_000000.npy', 'train_000001.npy', 'train_000002.npy'], 9)
+    """
+
+    def __init__(self, out_dir: str | Path, split: str, shard_tokens: int = 100_000_000) -> None:
+        self.out, self.split = Path(out_dir), split
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.buffer = np.empty(shard_tokens, dtype=np.uint16)
+        self.fill, self.total, self.paths = 0, 0, []
+
+    def add(self, ids: Sequence[int] | np.ndarray) -> None:
+        arr = np.asarray(ids)
+        if arr.size and (arr.min() < 0 or arr.max() >= 2**16):
+            raise ValueError(f"Token ids must be in [0, 65535] to fit uint16; got [{arr.min()}, {arr.max()}].")
+        while arr.size:
+            take = min(arr.size, len(self.buffer) - self.fill)
+            self.buffer[self.fill:self.fill + take] = arr[:take]
+            self.fill, self.total, arr = self.fill + take, self.total + take, arr[take:]
+            if self.fill == len(self.buffer):
+                self._flush()
+
+    def _flush(self) -> None:
+        path = self.out / f"{self.split}_{len(self.paths):06d}.npy"
+        np.save(path, self.buffer[: self.fill])
+        self.paths.append(path)
+        self.fill = 0
+
+    def close(self) -> list[Path]:
+        """Write the last, partial shard; returns every shard's path."""
+        if self.fill:
+            self._flush()
+        return self.paths
+
+
 def write_shards(tokens: Sequence[int] | np.ndarray, out_dir: str | Path, split: str,
                  shard_tokens: int = 10_000_000) -> list[Path]:
     """Write token ids as uint16 ``<split>_000000.npy`` shards. Ids must be < 65,536."""
-    arr = np.asarray(tokens)
-    if arr.size and (arr.min() < 0 or arr.max() >= 2**16):
-        raise ValueError(f"Token ids must be in [0, 65535] to fit uint16; got [{arr.min()}, {arr.max()}].")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, start in enumerate(range(0, len(arr), shard_tokens)):
-        path = out / f"{split}_{i:06d}.npy"
-        np.save(path, arr[start:start + shard_tokens].astype(np.uint16))
-        paths.append(path)
-    return paths
+    writer = ShardWriter(out_dir, split, shard_tokens)
+    writer.add(tokens)
+    return writer.close()
 
 
-def tokenize_documents(docs: Sequence[str], encode: Any, eot: int) -> np.ndarray:
-    """Concatenate ``encode(doc)`` for every document, each followed by the end-of-text id."""
-    ids: list[int] = []
-    for doc in docs:
-        ids.extend(encode(doc))
-        ids.append(eot)
-    return np.asarray(ids, dtype=np.int64)
+def prepare_shards(docs: Iterable[str], encode: Any, eot: int, out_dir: str | Path, val_every: int = 10,
+                   shard_tokens: int = 100_000_000, workers: int = 1, progress: bool = False) -> dict[str, int]:
+    """Tokenize ``docs`` (a list or a stream) into train/val shards; every ``val_every``-th document is val.
 
-
-def prepare_shards(docs: Sequence[str], encode: Any, eot: int, out_dir: str | Path,
-                   val_fraction: float = 0.1) -> dict[str, int]:
-    """Tokenize ``docs`` and write train/val shards; the last ``val_fraction`` of documents is val."""
-    if not docs:
+    Each document is followed by ``eot``. Nothing but one shard per split is held
+    in memory, so a streamed 10B-token corpus works; ``workers`` > 1 tokenizes in
+    a process pool (``encode`` must then be picklable, as tiktoken's is).
+    Returns the token count per split and the number of documents.
+    """
+    if val_every < 2:
+        raise ValueError(f"val_every must be >= 2 (every n-th document goes to val); got {val_every}.")
+    writers = {name: ShardWriter(out_dir, name, shard_tokens) for name in ("train", "val")}
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    encoded = pool.imap(encode, docs, chunksize=16) if pool else map(encode, docs)
+    n = 0
+    try:
+        for n, ids in enumerate(_progress(encoded, progress, "tokenizing"), start=1):
+            writers["val" if n % val_every == 0 else "train"].add([*ids, eot])
+    finally:
+        if pool:
+            pool.terminate()
+    if n == 0:
         raise ValueError("No documents to tokenize.")
-    n_val = max(1, int(len(docs) * val_fraction)) if len(docs) > 1 else 0
-    split = {"train": docs[: len(docs) - n_val], "val": docs[len(docs) - n_val:]}
-    counts = {}
-    for name, part in split.items():
-        tokens = tokenize_documents(part, encode, eot)
-        if len(tokens):
-            write_shards(tokens, out_dir, name)
-        counts[name] = len(tokens)
-    return counts
+    counts = {name: w.total for name, w in writers.items()}
+    for w in writers.values():
+        w.close()
+    return {**counts, "documents": n}
+
+
+def _progress(items: Iterable[Any], show: bool, desc: str) -> Iterable[Any]:
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=" docs")
 
 
 class ShardLoader:

@@ -71,6 +71,35 @@ def test_corpus_too_short_gives_the_sizes(tmp_path):
         T.ShardLoader(tmp_path, "train", 8, 16)
 
 
+DOCS = [f"document {i}: " + "word " * (i % 7) for i in range(25)]
+
+
+def _read(d, split):
+    return np.concatenate([np.load(p) for p in sorted(d.glob(f"{split}_*.npy"))]).tolist()
+
+
+def test_prepare_shards_every_tenth_document_is_val(tmp_path):
+    counts = T.prepare_shards(DOCS, str.encode, 0, tmp_path, shard_tokens=100)
+    expect = {"train": [], "val": []}
+    for i, doc in enumerate(DOCS, start=1):
+        expect["val" if i % 10 == 0 else "train"] += [*doc.encode(), 0]
+    assert _read(tmp_path, "train") == expect["train"] and _read(tmp_path, "val") == expect["val"]
+    assert counts == {"train": len(expect["train"]), "val": len(expect["val"]), "documents": 25}
+    assert len(list(tmp_path.glob("train_*.npy"))) == -(-counts["train"] // 100)  # 100-token shards, last partial
+
+
+def test_prepare_shards_streams_and_a_pool_gives_the_same_shards(tmp_path):
+    T.prepare_shards(iter(DOCS), str.encode, 0, tmp_path / "one")  # a generator: no len(), read once
+    T.prepare_shards(iter(DOCS), str.encode, 0, tmp_path / "two", workers=2)
+    for split in ("train", "val"):
+        assert _read(tmp_path / "one", split) == _read(tmp_path / "two", split)
+
+
+def test_prepare_shards_rejects_an_empty_corpus(tmp_path):
+    with pytest.raises(ValueError, match="No documents"):
+        T.prepare_shards([], str.encode, 0, tmp_path)
+
+
 def test_token_ids_must_fit_uint16(tmp_path):
     with pytest.raises(ValueError, match="uint16"):
         T.write_shards([1, 70000], tmp_path, "train")
