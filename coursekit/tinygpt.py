@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -223,10 +224,38 @@ class _StopWhenMemorised(keras.callbacks.Callback):
     def __init__(self, gpt: keras.Model, X, y, min_epochs: int):
         super().__init__()
         self.gpt, self.X, self.y, self.min_epochs = gpt, X, y, min_epochs
+        self.accuracies: list[float] = []  # at the start of each epoch: the weights its loss is measured on
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.accuracies.append(accuracy(self.gpt, self.X, self.y))
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 >= self.min_epochs and accuracy(self.gpt, self.X, self.y) == 1.0:
             self.model.stop_training = True
+
+
+@dataclass
+class TrainLog:
+    """What ``train_logged`` measured, one entry per epoch (index i = epoch i + 1).
+
+    ``losses[i]`` and ``accuracies[i]`` are measured on the same weights: the ones epoch i + 1
+    starts from, before its update (Keras reports a one-batch epoch's loss from its forward pass).
+    """
+
+    losses: list[float]
+    accuracies: list[float]
+
+    @property
+    def first_memorised(self) -> int | None:
+        """Index of the first epoch whose weights predict every target (accuracy 1.0); None if none did.
+
+        Accuracies are taken at the *start* of each epoch, so a run that stops at the very epoch that
+        memorised (``min_epochs`` already passed) logs no memorised epoch: raise ``min_epochs`` to see it.
+
+        >>> TrainLog(losses=[2.0, 1.0, 0.5, 0.2], accuracies=[0.2, 1.0, 0.8, 1.0]).first_memorised
+        1
+        """
+        return self.accuracies.index(1.0) if 1.0 in self.accuracies else None
 
 
 def train_until_memorised(
@@ -237,12 +266,27 @@ def train_until_memorised(
     Only the last position's logits are trained (see ``sliding_windows``).
     ``min_epochs`` keeps training a while even once memorised (lower loss).
     Raises a RuntimeError if accuracy 1.0 is not reached in ``max_epochs``.
+    ``train_logged`` does the same and also returns the accuracy per epoch.
 
     >>> model = build_tinygpt(5, 4, 16, 2, 32)
     >>> X, y = sliding_windows(CharVocab("hello hello").encode("hello hello"), 4)
     >>> losses = train_until_memorised(model, X, y, max_epochs=300)
     >>> accuracy(model, X, y), losses[-1] < losses[0]
     (1.0, True)
+    """
+    return train_logged(model, X, y, max_epochs=max_epochs, min_epochs=min_epochs, learning_rate=learning_rate).losses
+
+
+def train_logged(
+    model: keras.Model, X: np.ndarray, y: np.ndarray, *, max_epochs: int = 500, min_epochs: int = 0, learning_rate: float = 1e-2
+) -> TrainLog:
+    """``train_until_memorised``, returning the loss *and* the training accuracy of every epoch.
+
+    >>> model = build_tinygpt(5, 4, 16, 2, 32)
+    >>> X, y = sliding_windows(CharVocab("hello hello").encode("hello hello"), 4)
+    >>> log = train_logged(model, X, y, max_epochs=300, min_epochs=40)
+    >>> len(log.losses) == len(log.accuracies), log.first_memorised is not None
+    (True, True)
     """
     if not 0 <= min_epochs <= max_epochs or max_epochs < 1:
         raise ValueError(f"Need 0 ≤ min_epochs ≤ max_epochs and max_epochs ≥ 1; got {min_epochs}, {max_epochs}.")
@@ -252,9 +296,10 @@ def train_until_memorised(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    stopper = _StopWhenMemorised(model, X, y, min_epochs)
     hist = trainer.fit(
         np.asarray(X), np.asarray(y), batch_size=len(X), epochs=max_epochs, verbose=0,
-        shuffle=False, callbacks=[_StopWhenMemorised(model, X, y, min_epochs)],
+        shuffle=False, callbacks=[stopper],
     )
     losses = [float(v) for v in hist.history["loss"]]
     acc = accuracy(model, X, y)
@@ -263,7 +308,7 @@ def train_until_memorised(
             f"Training accuracy is {acc:.2f} after {max_epochs} epochs (final loss {losses[-1]:.3f}); "
             f"raise max_epochs or the learning rate."
         )
-    return losses
+    return TrainLog(losses, stopper.accuracies)
 
 
 def generate(model: keras.Model, vocab: CharVocab, prompt: str, n_chars: int) -> str:

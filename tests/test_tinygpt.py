@@ -4,13 +4,16 @@ import pytest
 from coursekit.runtime import seed_everything
 from coursekit.tinygpt import (
     CharVocab,
+    TrainLog,
     accuracy,
     attention_weights,
     build_tinygpt,
     expected_params,
     generate,
+    last_logits,
     param_table,
     sliding_windows,
+    train_logged,
     train_until_memorised,
 )
 
@@ -89,6 +92,22 @@ def test_training_memorises_and_generates(trained):
     assert 1 <= len(losses) <= 300 and losses[-1] < losses[0]
     assert generate(model, vocab, "hell", 13) == "hello hello hello"
     assert generate(model, vocab, "o he", 8) == "o hello hell"
+
+
+def test_train_logged_measures_loss_and_accuracy_on_the_same_weights():
+    seed_everything(0)
+    model = build_tinygpt(**SEED_SIZES)
+    X, y = sliding_windows(CharVocab(TEXT).encode(TEXT), 4)
+    logits = last_logits(model, X)  # (7, 5), the untrained model: what epoch 1 starts from
+    loss_before = float(np.mean(np.log(np.exp(logits).sum(-1)) - logits[np.arange(len(y)), y]))
+    acc_before = accuracy(model, X, y)
+    log = train_logged(model, X, y, max_epochs=300, min_epochs=40)
+    assert len(log.losses) == len(log.accuracies) >= 40
+    assert log.accuracies[0] == acc_before < 1.0 and abs(log.losses[0] - loss_before) < 1e-4
+    m = log.first_memorised
+    assert m is not None and log.accuracies[m] == 1.0 and all(a < 1.0 for a in log.accuracies[:m])
+    assert log.losses[-1] < log.losses[m]  # still falling after every target is right
+    assert TrainLog(losses=[1.0, 0.5], accuracies=[0.5, 0.9]).first_memorised is None
 
 
 def test_attention_weights(trained):
