@@ -51,12 +51,20 @@ def colab_links_markdown() -> str:
 
 
 def setup_cell_source() -> str:
-    """The Colab-only install cell every notebook starts with."""
+    """The Colab-only install cell every notebook starts with.
+
+    It clones the repository and imports coursekit from the clone, so
+    ``course.ROOT`` is a checkout there too: ``recipes/`` and ``data/`` sit beside
+    the package, as they do locally (a plain ``pip install`` would leave them out).
+    """
+    clone = "/content/coursekit"
     return (
-        "# Set-up: on Colab, install coursekit; everywhere else this does nothing.\n"
+        "# Set-up: on Colab, fetch the course and install it; everywhere else this does nothing.\n"
         "import sys\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    %pip install -q \"coursekit[all] @ git+{repo_url()}\"\n"
+        f"    !test -d {clone} || git clone -q --depth 1 {repo_url()} {clone}\n"
+        f"    %pip install -q \"{clone}[all]\"\n"
+        f"    sys.path.insert(0, \"{clone}\")  # import the clone: recipes/ and data/ are beside it\n"
     )
 
 
