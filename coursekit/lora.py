@@ -181,8 +181,13 @@ def count_trainable(model: nn.Module) -> TrainableCount:
 
 
 def linear_layer_names(model: nn.Module) -> list[str]:
-    """Sorted, de-duplicated last name parts of the layers LoRA can wrap: ``['down_proj', 'k_proj', ...]``."""
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if name and _is_wrappable(m)})
+    """Sorted, de-duplicated last name parts of the layers LoRA can wrap: ``['down_proj', 'k_proj', ...]``.
+
+    A layer already wrapped counts under its own name, not as its inner ``base``.
+    """
+    inner = {f"{name}.base" for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                   if name and name not in inner and (_is_wrappable(m) or isinstance(m, LoRALinear))})
 
 
 def _matches(name: str, target: str) -> bool:

@@ -150,6 +150,13 @@ def test_linear_layer_names_gpt2():
     assert linear_layer_names(model) == ["c_attn", "c_fc", "c_proj", "lm_head"]
 
 
+def test_linear_layer_names_unchanged_by_wrapping(tiny_llama):
+    model = copy.deepcopy(tiny_llama)
+    before = linear_layer_names(model)
+    apply_lora(model, ["q_proj", "v_proj"], r=4, alpha=8)
+    assert "base" not in linear_layer_names(model) and linear_layer_names(model) == before
+
+
 # ---------------------------------------------------------------- equal to peft
 @pytest.fixture(scope="module")
 def smollm2():
