@@ -31,6 +31,8 @@ import regex
 import torch
 import torch.nn.functional as F
 
+from coursekit.textgen import ngrams
+
 
 # ---------------------------------------------------------------- input checks
 def check_pairs(preds: Sequence[Any], refs: Sequence[Any]) -> None:
@@ -151,10 +153,6 @@ def tokenize_13a(line: str) -> list[str]:
     return line.split()
 
 
-def _ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
-
-
 @dataclass
 class BLEUStats:
     correct: list[int]
@@ -172,10 +170,10 @@ def bleu_stats(preds: Sequence[str], refs: Sequence[str | Sequence[str]], max_n:
         stats.sys_len += len(hyp)
         stats.ref_len += min((abs(len(r) - len(hyp)), len(r)) for r in ref_toks)[1]  # closest, shorter on ties
         for n in range(1, max_n + 1):
-            counts = _ngrams(hyp, n)
+            counts = Counter(ngrams(hyp, n))
             best = Counter()
             for r in ref_toks:
-                best |= _ngrams(r, n)  # max count over references
+                best |= Counter(ngrams(r, n))  # max count over references
             stats.correct[n - 1] += sum(min(c, best[g]) for g, c in counts.items())  # clipped
             stats.total[n - 1] += max(0, len(hyp) - n + 1)
     return stats
@@ -333,9 +331,12 @@ def bertscore(preds: Sequence[str], refs: Sequence[str], model_type: str | None 
 
 
 # ---------------------------------------------------------------- SQuAD-style
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def normalize_answer(s: str) -> str:
     """Lower-case, drop punctuation and articles, squeeze spaces (SQuAD v1.1)."""
-    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    s = s.lower().translate(_NO_PUNCTUATION)
     s = re.sub(r"\b(a|an|the)\b", " ", s)
     return " ".join(s.split())
 

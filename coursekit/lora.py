@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -269,3 +270,21 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         out[f"{name}.A"] = layer.A.detach().contiguous()
         out[f"{name}.B"] = layer.B.detach().contiguous()
     return out
+
+
+def safetensors_bytes(path: str | Path) -> tuple[int, int]:
+    """``(header, tensors)``: the bytes of a ``.safetensors`` file's header and of its raw tensor data.
+
+    The format is an 8-byte little-endian length, a JSON header of that length, then
+    the tensors back to back, so the data part is exactly the sum of the tensors' bytes::
+
+        >>> import tempfile
+        >>> from safetensors.torch import save_file
+        >>> path = Path(tempfile.mkdtemp()) / "a.safetensors"
+        >>> save_file({"A": torch.zeros(8, 64), "B": torch.zeros(64, 8, dtype=torch.bfloat16)}, path)
+        >>> safetensors_bytes(path)[1] == 8 * 64 * 4 + 64 * 8 * 2
+        True
+    """
+    with open(path, "rb") as f:
+        header = 8 + int.from_bytes(f.read(8), "little")
+    return header, Path(path).stat().st_size - header

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm.auto import tqdm
 
 from coursekit.gpt2 import GPT2, GPT2Config, config_mismatch
 from coursekit.runtime import get_device, pick_precision
@@ -71,6 +72,9 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- data
+SHARD_TOKENS = 100_000_000  # 200 MB of uint16 per shard file, as in nanoGPT's FineWeb script
+
+
 class ShardWriter:
     """Appends token ids to uint16 shards ``<split>_000000.npy``, ``<split>_000001.npy``, ...
 
@@ -83,7 +87,7 @@ class ShardWriter:
         (['train_000000.npy', 'train_000001.npy', 'train_000002.npy'], 9)
     """
 
-    def __init__(self, out_dir: str | Path, split: str, shard_tokens: int = 100_000_000) -> None:
+    def __init__(self, out_dir: str | Path, split: str, shard_tokens: int = SHARD_TOKENS) -> None:
         self.out, self.split = Path(out_dir), split
         self.out.mkdir(parents=True, exist_ok=True)
         self.buffer = np.empty(shard_tokens, dtype=np.uint16)
@@ -114,7 +118,7 @@ class ShardWriter:
 
 
 def write_shards(tokens: Sequence[int] | np.ndarray, out_dir: str | Path, split: str,
-                 shard_tokens: int = 10_000_000) -> list[Path]:
+                 shard_tokens: int = SHARD_TOKENS) -> list[Path]:
     """Write token ids as uint16 ``<split>_000000.npy`` shards. Ids must be < 65,536."""
     writer = ShardWriter(out_dir, split, shard_tokens)
     writer.add(tokens)
@@ -122,7 +126,7 @@ def write_shards(tokens: Sequence[int] | np.ndarray, out_dir: str | Path, split:
 
 
 def prepare_shards(docs: Iterable[str], encode: Any, eot: int, out_dir: str | Path, val_every: int = 10,
-                   shard_tokens: int = 100_000_000, workers: int = 1, progress: bool = False) -> dict[str, int]:
+                   shard_tokens: int = SHARD_TOKENS, workers: int = 1, progress: bool = False) -> dict[str, int]:
     """Tokenize ``docs`` (a list or a stream) into train/val shards; every ``val_every``-th document is val.
 
     Each document is followed by ``eot``. Nothing but one shard per split is held
@@ -137,7 +141,7 @@ def prepare_shards(docs: Iterable[str], encode: Any, eot: int, out_dir: str | Pa
     encoded = pool.imap(encode, docs, chunksize=16) if pool else map(encode, docs)
     n = 0
     try:
-        for n, ids in enumerate(_progress(encoded, progress, "tokenizing"), start=1):
+        for n, ids in enumerate(tqdm(encoded, desc="tokenizing", unit=" docs", disable=not progress), start=1):
             writers["val" if n % val_every == 0 else "train"].add([*ids, eot])
     finally:
         if pool:
@@ -148,14 +152,6 @@ def prepare_shards(docs: Iterable[str], encode: Any, eot: int, out_dir: str | Pa
     for w in writers.values():
         w.close()
     return {**counts, "documents": n}
-
-
-def _progress(items: Iterable[Any], show: bool, desc: str) -> Iterable[Any]:
-    if not show:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit=" docs")
 
 
 class ShardLoader:
@@ -379,8 +375,6 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
 
     Returns ``{"losses": [...], "val": [(step, loss), ...], "lrs": [...], "tokens_per_s": ...}``.
     """
-    from tqdm.auto import tqdm
-
     device = get_device()
     d = setup_distributed(device)
     device_str = f"cuda:{d.local_rank}" if device == "cuda" else device

@@ -90,7 +90,6 @@ def test_profiled_window_measures_only_its_steps():
         cb.on_step_end(None, SimpleNamespace(global_step=step + 1), None)
         assert (cb.gpu_idle is None) == (step < 3)  # set once step 4 (the window's last) has ended
     assert len(cb.times) == 5 and cb.times == sorted(cb.times)
-    assert cb.gpu_idle == 1.0  # the CPU has no device time: all idle, by construction
 
 
 # ---------------------------------------------------------------- gpu/fetch_wheels.py

@@ -96,14 +96,8 @@ def test_dropout_only_in_training():
 
 
 # ---------------------------------------------------------------- bad input
-@pytest.fixture(scope="module")
-def tiny_llama():
-    model, _ = load_tiny("llama")
-    return model
-
-
 def test_unknown_target_lists_linear_layer_names(tiny_llama):
-    model = copy.deepcopy(tiny_llama)
+    model = copy.deepcopy(tiny_llama[0])
     with pytest.raises(ValueError) as err:
         apply_lora(model, ["q_proj", "query"], r=4, alpha=8)
     msg = str(err.value)
@@ -116,13 +110,13 @@ def test_unknown_target_lists_linear_layer_names(tiny_llama):
 @pytest.mark.parametrize("r, alpha", [(0, 8), (-2, 8), (4, 0), (4, -1.0)])
 def test_bad_rank_or_alpha(tiny_llama, r, alpha):
     with pytest.raises(ValueError, match="rank|alpha"):
-        apply_lora(copy.deepcopy(tiny_llama), ["q_proj"], r=r, alpha=alpha)
+        apply_lora(copy.deepcopy(tiny_llama[0]), ["q_proj"], r=r, alpha=alpha)
     with pytest.raises(ValueError):
         LoRALinear(nn.Linear(4, 4), r=r, alpha=alpha)
 
 
 def test_applying_twice_is_an_error(tiny_llama):
-    model = apply_lora(copy.deepcopy(tiny_llama), ["q_proj", "v_proj"], r=4, alpha=8)
+    model = apply_lora(copy.deepcopy(tiny_llama[0]), ["q_proj", "v_proj"], r=4, alpha=8)
     with pytest.raises(ValueError, match="already"):
         apply_lora(model, ["v_proj"], r=4, alpha=8)
     with pytest.raises(ValueError, match="already"):
@@ -133,7 +127,7 @@ def test_applying_twice_is_an_error(tiny_llama):
 
 
 def test_apply_freezes_everything_else_and_counts(tiny_llama):
-    model = apply_lora(copy.deepcopy(tiny_llama), "q_proj", r=4, alpha=8)
+    model = apply_lora(copy.deepcopy(tiny_llama[0]), "q_proj", r=4, alpha=8)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith("q_proj.A") or n.endswith("q_proj.B") for n in trainable)
     hidden = model.config.hidden_size
@@ -151,7 +145,7 @@ def test_linear_layer_names_gpt2():
 
 
 def test_linear_layer_names_unchanged_by_wrapping(tiny_llama):
-    model = copy.deepcopy(tiny_llama)
+    model = copy.deepcopy(tiny_llama[0])
     before = linear_layer_names(model)
     apply_lora(model, ["q_proj", "v_proj"], r=4, alpha=8)
     assert "base" not in linear_layer_names(model) and linear_layer_names(model) == before

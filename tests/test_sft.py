@@ -147,3 +147,10 @@ def test_bf16_on_a_gpu_without_it_falls_back_to_fp16(monkeypatch, capsys):
     assert sft.resolve_precision("auto", device="cuda").name == "fp16"
     monkeypatch.setattr(sft, "pick_precision", lambda device: Precision("bf16", "H100"))
     assert sft.resolve_precision(True, device="cuda").name == "bf16"
+
+
+def test_fp16_true_wins_over_bf16_auto(monkeypatch):
+    monkeypatch.setattr(sft, "pick_precision", lambda device: Precision("bf16", "H100"))
+    assert sft.resolve_precision("auto", True, device="cuda").name == "fp16"
+    assert sft.resolve_precision("auto", False, device="cuda").name == "bf16"
+    assert sft.resolve_precision(False, False, device="cuda").name == "fp32"
