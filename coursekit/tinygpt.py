@@ -224,13 +224,15 @@ class _StopWhenMemorised(keras.callbacks.Callback):
     def __init__(self, gpt: keras.Model, X, y, min_epochs: int):
         super().__init__()
         self.gpt, self.X, self.y, self.min_epochs = gpt, X, y, min_epochs
-        self.accuracies: list[float] = []  # at the start of each epoch: the weights its loss is measured on
+        # accuracies[k]: the weights epoch k starts from (its loss is measured on them); the last: the final weights
+        self.accuracies: list[float] = []
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_train_begin(self, logs=None):
         self.accuracies.append(accuracy(self.gpt, self.X, self.y))
 
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.min_epochs and accuracy(self.gpt, self.X, self.y) == 1.0:
+    def on_epoch_end(self, epoch, logs=None):  # one measurement per epoch: epoch k's end is epoch k + 1's start
+        self.accuracies.append(accuracy(self.gpt, self.X, self.y))
+        if epoch + 1 >= self.min_epochs and self.accuracies[-1] == 1.0:
             self.model.stop_training = True
 
 
@@ -302,13 +304,13 @@ def train_logged(
         shuffle=False, callbacks=[stopper],
     )
     losses = [float(v) for v in hist.history["loss"]]
-    acc = accuracy(model, X, y)
+    acc = stopper.accuracies[-1]
     if acc < 1.0:
         raise RuntimeError(
             f"Training accuracy is {acc:.2f} after {max_epochs} epochs (final loss {losses[-1]:.3f}); "
             f"raise max_epochs or the learning rate."
         )
-    return TrainLog(losses, stopper.accuracies)
+    return TrainLog(losses, stopper.accuracies[:-1])
 
 
 def generate(model: keras.Model, vocab: CharVocab, prompt: str, n_chars: int) -> str:
