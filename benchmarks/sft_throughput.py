@@ -120,8 +120,10 @@ def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, ba
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
+
+    from coursekit.quant import bnb_config
 
     cuda = device.startswith("cuda")
     if cuda:
@@ -129,9 +131,7 @@ def run_variant(name: str, folder: str, tok: Any, rows: list, *, quant: bool, ba
         torch.cuda.reset_peak_memory_stats()
     kwargs: dict[str, Any] = {"dtype": precision.dtype, "attn_implementation": attn}
     if quant:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.dtype)
+        kwargs["quantization_config"] = bnb_config(4, precision.dtype)  # nf4 + double quant
         kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     if not quant:

@@ -86,18 +86,31 @@ def training_gb(n_params: float, method: str, adapter_fraction: float = 0.01) ->
 
 
 # ================================================================ measured footprints
-def _variants(compute_dtype: Any) -> dict[str, dict[str, Any]]:
-    import torch
+def bnb_config(bits: int, compute_dtype: Any = None, quant_type: str = "nf4", double_quant: bool = True) -> Any:
+    """The ``BitsAndBytesConfig`` for 8-bit (LLM.int8) or 4-bit (nf4/fp4, optionally double-quantized) loading.
+
+    >>> import torch
+    >>> cfg = bnb_config(4, torch.bfloat16)
+    >>> cfg.load_in_4bit, cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype
+    (True, 'nf4', True, torch.bfloat16)
+    """
     from transformers import BitsAndBytesConfig
 
-    def nf4(dq: bool) -> Any:
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=dq,
-                                  bnb_4bit_compute_dtype=compute_dtype)
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if bits != 4:
+        raise ValueError(f"bitsandbytes loads 4- or 8-bit weights; got bits={bits}.")
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type,
+                              bnb_4bit_use_double_quant=double_quant, bnb_4bit_compute_dtype=compute_dtype)
+
+
+def _variants(compute_dtype: Any) -> dict[str, dict[str, Any]]:
+    import torch
 
     return {"fp32": {"dtype": torch.float32}, "bf16": {"dtype": torch.bfloat16},
-            "8-bit": {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)},
-            "nf4": {"quantization_config": nf4(False)},
-            "nf4 + double quant": {"quantization_config": nf4(True)}}
+            "8-bit": {"quantization_config": bnb_config(8)},
+            "nf4": {"quantization_config": bnb_config(4, compute_dtype, double_quant=False)},
+            "nf4 + double quant": {"quantization_config": bnb_config(4, compute_dtype)}}
 
 
 def measure_footprints(path: str, device: str = "cpu", compute_dtype: Any = None,

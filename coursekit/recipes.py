@@ -313,13 +313,11 @@ def quantization_config(recipe: Recipe, precision: Precision, device: str) -> An
         bits = 4 if recipe.load_in_4bit else 8
         print(f"{bits}-bit loading asked for, but {problem}: loading the model unquantized instead.")
         return None
-    from transformers import BitsAndBytesConfig
+    from coursekit.quant import bnb_config
 
     if recipe.load_in_8bit:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=recipe.bnb_4bit_quant_type,
-                              bnb_4bit_use_double_quant=recipe.bnb_4bit_use_double_quant,
-                              bnb_4bit_compute_dtype=precision.dtype)
+        return bnb_config(8)
+    return bnb_config(4, precision.dtype, recipe.bnb_4bit_quant_type, recipe.bnb_4bit_use_double_quant)
 
 
 def load_model(recipe: Recipe, precision: Precision, device: str | None = None) -> tuple[Any, Any]:
