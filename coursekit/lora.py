@@ -174,11 +174,15 @@ class TrainableCount:
 def count_trainable(model: nn.Module) -> TrainableCount:
     """Count parameters that require grad, and all parameters.
 
+    bitsandbytes 4-bit weights (``Params4bit``) pack two weights per stored byte,
+    so they count twice their element count, as peft counts them.
+
     >>> count_trainable(nn.Linear(10, 2))
     trainable params: 22 || all params: 22 || trainable%: 100.0000
     """
     params = list(model.parameters())  # .parameters() de-duplicates tied weights
-    return TrainableCount(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
+    sizes = [(p.numel() * (2 if type(p).__name__ == "Params4bit" else 1), p.requires_grad) for p in params]
+    return TrainableCount(sum(n for n, grad in sizes if grad), sum(n for n, _ in sizes))
 
 
 def linear_layer_names(model: nn.Module) -> list[str]:

@@ -32,9 +32,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "embeddings_quantized", "measure_footprints",
+__all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "bnb_config", "embeddings_quantized", "measure_footprints",
            "nf4_bytes_per_param", "parse_price", "peak_memory_gb", "price_mae", "push_adapter", "quant_state_bytes",
-           "trainable_params", "training_gb"]
+           "training_gb"]
 
 NF4_BLOCK = 64  # weights per absmax scale (bitsandbytes' 4-bit blocksize)
 DQ_BLOCK = 256  # absmax scales per second-level fp32 scale (double quantization)
@@ -161,16 +161,6 @@ def embeddings_quantized(model: Any) -> bool:
     """True if the input embedding or the LM head is a bitsandbytes quantized parameter."""
     layers = [model.get_input_embeddings(), model.get_output_embeddings()]
     return any(type(layer.weight).__name__ in ("Params4bit", "Int8Params") for layer in layers if layer is not None)
-
-
-def trainable_params(model: Any) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts; 4-bit weights are counted as stored elements × 2."""
-    trainable = total = 0
-    for p in model.parameters():
-        n = p.numel() * (2 if type(p).__name__ == "Params4bit" else 1)  # two 4-bit weights per byte
-        total += n
-        trainable += n if p.requires_grad else 0
-    return trainable, total
 
 
 def peak_memory_gb(device: str) -> float | None:

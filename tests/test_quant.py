@@ -4,6 +4,7 @@ import pytest
 
 from coursekit import quant
 from coursekit.assets import tiny_model_path
+from coursekit.lora import count_trainable
 
 SECRET = "hf_ThisIsNotARealTokenButMustNeverBePrinted123"
 
@@ -108,7 +109,7 @@ def test_embeddings_stay_unquantized_and_scales_are_counted():
     n_linear = sum(m.in_features * m.out_features for m in model.model.layers.modules()
                    if type(m).__name__ == "Linear4bit")
     assert quant.quant_state_bytes(model) == n_linear // 64 * 4  # one fp32 absmax per 64 weights
-    trainable, total = quant.trainable_params(model)
+    total = count_trainable(model).total  # 4-bit weights count twice their packed elements
     assert total == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(path).parameters())
 
 
