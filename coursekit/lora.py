@@ -292,3 +292,14 @@ def safetensors_bytes(path: str | Path) -> tuple[int, int]:
     with open(path, "rb") as f:
         header = 8 + int.from_bytes(f.read(8), "little")
     return header, Path(path).stat().st_size - header
+
+
+def lora_param_count(model: nn.Module, targets: Iterable[str], r: int) -> int:
+    """``r·(in + out)`` summed over the linear layers whose last name part is a target: what LoRA adds.
+
+    >>> lora_param_count(nn.Sequential(nn.Linear(4096, 4096)), ["0"], r=16)  # 2·4096·16, 0.78% of 4096²
+    131072
+    """
+    targets = set(targets)
+    return sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
+               if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in targets)
