@@ -125,8 +125,7 @@ class Recipe:
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 DATASET_KEYS = tuple(f.name for f in fields(DatasetSpec))
 _REQUIRED = ("base_model", "datasets", "output_dir")
-_CHOICES = {"chat_template": None, "adapter": ("lora", "qlora"), "bnb_4bit_quant_type": ("nf4", "fp4"),
-            "bf16": ("auto", True, False)}
+_CHOICES = {"adapter": ("lora", "qlora"), "bnb_4bit_quant_type": ("nf4", "fp4"), "bf16": ("auto", True, False)}
 
 
 def _unknown(keys: Iterable[str], valid: Sequence[str], where: str) -> None:
@@ -193,7 +192,7 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
     values = {k: _coerce(k, v, defaults.get(k)) for k, v in raw.items()}
     values["datasets"] = [_dataset_spec(d, i) for i, d in enumerate(raw["datasets"])]
     for key, allowed in _CHOICES.items():
-        if allowed and key in values and values[key] not in allowed:
+        if key in values and values[key] not in allowed:
             raise RecipeError(f"Recipe key {key!r} is {values[key]!r}; valid values: {', '.join(map(str, allowed))}.")
     _check_names(values)
     recipe = Recipe(**values)

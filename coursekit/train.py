@@ -161,7 +161,7 @@ class ShardLoader:
                  rank: int = 0, world_size: int = 1) -> None:
         self.paths = sorted(Path(data_dir).glob(f"{split}_*.npy"))
         if not self.paths:
-            raise FileNotFoundError(f"No {split}_*.npy shards in {data_dir}. Write them with write_shards().")
+            raise FileNotFoundError(f"No {split}_*.npy shards in {data_dir}. Write them with prepare_shards() (documents) or write_shards() (token ids).")
         self.B, self.T, self.rank, self.world = batch_size, seq_len, rank, world_size
         need = batch_size * seq_len * world_size + 1
         sizes = [len(np.load(p, mmap_mode="r")) for p in self.paths]

@@ -133,3 +133,11 @@ def test_cli_also_runs_as_coursekit_recipes(tmp_path):
     done = subprocess.run([sys.executable, "-m", "coursekit.recipes", str(path), "--check"], capture_output=True,
                           text=True, env=env, cwd=course.ROOT, timeout=300)
     assert done.returncode == 2 and "Valid keys" in done.stderr and "'epochs'" in done.stderr
+
+
+def test_shipped_recipes_name_the_registered_hub_datasets():
+    from coursekit.assets import HUB_DATASETS
+
+    hub_paths = {d.path for f in sorted((course.ROOT / "recipes").glob("*.yml")) for d in recipes.load_recipe(f).datasets
+                 if not d.path.startswith("data/")}
+    assert hub_paths and hub_paths <= set(HUB_DATASETS.values())  # one registry of Hub dataset ids
