@@ -369,17 +369,13 @@ def generate_answers(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any
     """Greedy replies to each row's prompt (its messages minus the last reply), batched, left-padded."""
     prompts, _ = _prompts(tokenizer, rows, template)
     device = next(model.parameters()).device
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
     out: list[str] = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-            out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=False).to(device)  # left: every prompt ends where generation starts
+        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+        out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [o.strip() for o in out]
 
 
