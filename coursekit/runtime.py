@@ -29,7 +29,7 @@ T = TypeVar("T")
 PROFILES: dict[str, str] = {
     "smoke": "CPU, offline, tiny configs: seconds to a minute per notebook",
     "colab": "a free Colab T4 (16 GB, fp16): Hub models at lesson scale",
-    "full": "A100/H100 class (bf16, torch.compile): the seeds' real sizes",
+    "full": "A100/H100 class (bf16, torch.compile): the course notes' real sizes",
 }
 FULL_MIN_GPU_GB = 40
 ENV_VAR = "COURSEKIT_PROFILE"
@@ -172,18 +172,54 @@ def get_profile(name: str | None = None, *, verbose: bool = True) -> Profile:
     return profile
 
 
+SEED_VAR = "COURSEKIT_SEED"
+
+
+def seed_offset() -> int:
+    """The shift ``$COURSEKIT_SEED`` asks for (0 when unset): every lesson seed ``s`` becomes ``s + offset``.
+
+    One variable moves every seed of a run at once, so a student can try another
+    seed without editing the lesson, and the robustness run can perturb the numerics:
+
+    >>> import os
+    >>> os.environ[SEED_VAR] = "7"; seed_offset()
+    7
+    >>> del os.environ[SEED_VAR]; seed_offset()
+    0
+    """
+    raw = os.environ.get(SEED_VAR, "").strip()
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"${SEED_VAR}={raw!r} is not an integer: set it to a whole number, e.g. {SEED_VAR}=1") from None
+
+
+def effective_seed(seed: int) -> int:
+    """``seed`` shifted by ``$COURSEKIT_SEED``: what every seeded trainer in coursekit really uses."""
+    return seed + seed_offset()
+
+
 def seed_everything(seed: int) -> int:
-    """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras."""
-    random.seed(seed)
-    np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras; return the seed used.
+
+    The seed used is ``seed`` shifted by ``$COURSEKIT_SEED`` (see ``seed_offset``);
+    when a shift applies, one line says so.
+    """
+    used = effective_seed(seed)
+    if used != seed:
+        print(f"seed {used} (the lesson's {seed}, shifted by ${SEED_VAR}={seed_offset()})")
+    random.seed(used)
+    np.random.seed(used)
+    os.environ["PYTHONHASHSEED"] = str(used)
     if "torch" in sys.modules or importlib.util.find_spec("torch"):
         import torch
 
-        torch.manual_seed(seed)  # also seeds every CUDA device
+        torch.manual_seed(used)  # also seeds every CUDA device
     if "keras" in sys.modules:
-        sys.modules["keras"].utils.set_random_seed(seed)
-    return seed
+        sys.modules["keras"].utils.set_random_seed(used)
+    return used
 
 
 VERSIONED = ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", "keras", "tensorflow")

@@ -57,7 +57,7 @@ from typing import Any
 
 import torch
 
-from coursekit.runtime import Precision, get_device, pick_precision
+from coursekit.runtime import Precision, effective_seed, get_device, pick_precision
 from coursekit.textgen import IGNORE_INDEX
 
 __all__ = [
@@ -557,7 +557,8 @@ def train(model: Any, tokenizer: Any, dataset: Any, *, output_dir: str | Path, l
         per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         learning_rate=learning_rate, lr_scheduler_type=lr_scheduler, warmup_steps=warmup_steps, optim=optimizer,
         weight_decay=weight_decay, bf16=precision.bf16, fp16=precision.fp16, max_length=max_length,
-        packing=packing, activation_checkpointing=gradient_checkpointing, seed=seed, logging_steps=logging_steps,
+        packing=packing, activation_checkpointing=gradient_checkpointing, seed=effective_seed(seed),
+        logging_steps=logging_steps,
         save_strategy="no", report_to="none", disable_tqdm=not progress, dataloader_pin_memory=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
     if not progress:

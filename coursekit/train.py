@@ -39,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit.gpt2 import GPT2, GPT2Config, config_mismatch
-from coursekit.runtime import get_device, pick_precision
+from coursekit.runtime import effective_seed, get_device, pick_precision
 
 CKPT_NAME = "ckpt.pt"
 
@@ -379,9 +379,10 @@ def train(model_cfg: GPT2Config, cfg: TrainConfig, resume: bool = True,
     d = setup_distributed(device)
     device_str = f"cuda:{d.local_rank}" if device == "cuda" else device
     precision = pick_precision(device).name if cfg.precision == "auto" else cfg.precision
-    torch.manual_seed(cfg.seed + d.rank)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    seed = effective_seed(cfg.seed)  # $COURSEKIT_SEED shifts it, as it shifts seed_everything
+    torch.manual_seed(seed + d.rank)
+    random.seed(seed)
+    np.random.seed(seed)
 
     model = GPT2(model_cfg).to(device_str)
     optimizer = make_optimizer(model, cfg, device)

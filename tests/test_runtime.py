@@ -93,3 +93,25 @@ def test_versions_lists_the_stack():
     v = versions()
     assert v["torch"] == torch.__version__
     assert {"python", "transformers", "peft", "trl", "keras"} <= set(v)
+
+
+def test_coursekit_seed_shifts_every_seed(monkeypatch, capsys):
+    import torch
+
+    from coursekit.runtime import effective_seed, seed_everything
+
+    monkeypatch.setenv("COURSEKIT_SEED", "5")
+    assert seed_everything(2) == 7 and effective_seed(1337) == 1342
+    assert "seed 7 (the lesson's 2, shifted by $COURSEKIT_SEED=5)" in capsys.readouterr().out
+    shifted = torch.rand(3)
+    monkeypatch.delenv("COURSEKIT_SEED")
+    assert seed_everything(7) == 7 and capsys.readouterr().out == ""  # no shift: nothing printed
+    assert torch.equal(torch.rand(3), shifted)  # the shifted run is seed 7's run
+
+
+def test_coursekit_seed_must_be_an_integer(monkeypatch):
+    from coursekit.runtime import seed_everything
+
+    monkeypatch.setenv("COURSEKIT_SEED", "one")
+    with pytest.raises(ValueError, match="COURSEKIT_SEED='one' is not an integer"):
+        seed_everything(0)
