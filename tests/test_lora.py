@@ -175,8 +175,8 @@ CASES = {
 def pair(request):
     """Ours and peft's LoRA on the same base, with the same A and the same non-zero B.
 
-    peft wraps the (module-scoped) base model itself and ours wraps a copy, so the
-    model is loaded once. Logits are computed here once and shared by the tests:
+    Both wrap copies of the (module-scoped) base model, so the model is loaded once
+    and stays clean. Logits are computed here once and shared by the tests:
     the base model, ours at init (B = 0), and ours and peft's after B is set.
     """
     from peft import LoraConfig, get_peft_model
@@ -188,7 +188,8 @@ def pair(request):
     ours = apply_lora(copy.deepcopy(base), targets, r=r, alpha=alpha).eval()
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0,
                         fan_in_fan_out=fifo, bias="none")
-    theirs = get_peft_model(base, config).eval()  # injects into `base` in place: used by this case only
+    # peft injects into the model it is given: a copy, so that the fixture can be rebuilt in any test order
+    theirs = get_peft_model(copy.deepcopy(base), config).eval()
 
     out = {"ours": ours, "theirs": theirs, "ids": ids}
     with torch.no_grad():
@@ -209,7 +210,25 @@ def pair(request):
             other.lora_A["default"].weight.copy_(layer.A)
             other.lora_B["default"].weight.copy_(layer.B)
         out["ours_logits"], out["theirs_logits"] = ours(ids).logits, theirs(ids).logits
+        # The same LoRA model in float64: exact up to ~1e-16, the yardstick for every fp32 result below.
+        out["exact"] = copy.deepcopy(ours).double()(ids).logits
     return out
+
+
+def fp32_error(logits, exact):
+    """Largest |fp32 − float64| over the logits: the rounding a result carries."""
+    return (logits.double() - exact).abs().max().item()
+
+
+# fp32 results of the same maths differ only by rounding: each must stay within this many times the
+# rounding error of our unmerged fp32 forward pass (the maxima of ~10^5 rounding errors are stable; 4 is margin).
+ROUNDING_FACTOR = 4
+U32 = 2.0**-24  # unit roundoff of float32
+
+
+def gamma(n):
+    """Higham's γ_n = n·u / (1 − n·u): the relative error bound of n float32 operations in a row."""
+    return n * U32 / (1 - n * U32)
 
 
 def _peft_layer(theirs, name):
@@ -223,8 +242,11 @@ def test_b_zero_is_noop_at_init(pair):
 
 @pytest.mark.slow
 def test_outputs_match_peft(pair):
-    torch.testing.assert_close(pair["ours_logits"], pair["theirs_logits"], rtol=1e-4, atol=1e-4)
-    assert (pair["ours_logits"] - pair["plain"]).abs().max() > 1e-3  # B != 0 really changed the model
+    floor = fp32_error(pair["ours_logits"], pair["exact"])
+    theirs = fp32_error(pair["theirs_logits"], pair["exact"])
+    assert theirs <= ROUNDING_FACTOR * floor, f"peft's logits are {theirs:.2e} from exact, ours {floor:.2e}"
+    change = (pair["ours_logits"] - pair["plain"]).abs().max().item()
+    assert change > 100 * floor, f"B != 0 changed the logits by only {change:.2e} (rounding {floor:.2e})"
 
 
 @pytest.mark.slow
@@ -249,20 +271,32 @@ def test_trainable_counts_match_peft(pair):
 
 @pytest.mark.slow
 def test_merged_equals_unmerged_and_peft_merge_and_unload(pair):
-    """Runs last for each case: it merges both models in place."""
-    ours, theirs, ids = pair["ours"], pair["theirs"], pair["ids"]
-    adapted = list(lora_layers(ours))
+    """Merges copies, so the shared models stay unmerged whatever order the tests run in."""
+    ours, theirs, ids = copy.deepcopy(pair["ours"]), copy.deepcopy(pair["theirs"]), pair["ids"]
+    layers = lora_layers(ours)
+    # W + s·B·A in float64, and the float32 error bound of computing it: γ_{r+2}·(|W| + s·|B|·|A|)
+    # (r products summed, one scaling, one addition).
+    exact, bound = {}, {}
+    for name, layer in layers.items():
+        w, a, b = (t.detach().double() for t in (layer.base.weight, layer.A, layer.B))
+        delta, size = layer.scaling * b @ a, layer.scaling * b.abs() @ a.abs()  # (out, in)
+        if layer.fan_in_fan_out:  # Conv1D stores (in, out)
+            delta, size = delta.T, size.T
+        exact[name], bound[name] = w + delta, gamma(layer.r + 2) * (w.abs() + size)
     with torch.no_grad():
         merged_ours = merge_lora(ours)
         assert not lora_layers(merged_ours)
         merged_theirs = theirs.merge_and_unload()
         assert merged_ours.state_dict().keys() == merged_theirs.state_dict().keys()
         assert count_trainable(merged_ours).total == count_trainable(merged_theirs).total
-        for name in adapted:  # W + (alpha/r)·B·A, in each library's own layout
-            w_ours = merged_ours.get_submodule(name).weight
-            w_theirs = merged_theirs.get_submodule(name).weight
+        for name in layers:  # W + (alpha/r)·B·A, in each library's own layout
             assert type(merged_ours.get_submodule(name)) is type(merged_theirs.get_submodule(name))
-            torch.testing.assert_close(w_ours, w_theirs, rtol=1e-5, atol=1e-6)
-        out_merged = merged_ours(ids).logits
-        torch.testing.assert_close(out_merged, pair["ours_logits"], rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(out_merged, merged_theirs(ids).logits, rtol=1e-4, atol=1e-4)
+            for who, model in (("ours", merged_ours), ("peft", merged_theirs)):
+                err = (model.get_submodule(name).weight.double() - exact[name]).abs()
+                worst = (err / bound[name]).max().item()
+                assert worst <= 1, f"{who} {name}: merge error {err.max():.2e} exceeds its float32 bound ×{worst:.2f}"
+        floor = fp32_error(pair["ours_logits"], pair["exact"])
+        for who, model in (("ours", merged_ours), ("peft", merged_theirs)):
+            err = fp32_error(model(ids).logits, pair["exact"])
+            assert err <= ROUNDING_FACTOR * floor, (
+                f"{who} merged logits are {err:.2e} from exact; the unmerged model's rounding is {floor:.2e}")
