@@ -26,9 +26,13 @@ from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
+
+from coursekit.quiet import tensorflow_startup  # noqa: E402
+
+with tensorflow_startup():  # TensorFlow's harmless C++ start-up lines (see coursekit.quiet) are dropped, no others
+    import keras
+    from keras import ops
 
 # Parameter groups of the table, and the layers (by name) that make up each.
 GROUPS: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,203 @@
+"""coursekit.quiet silences exactly the messages it lists, and nothing else.
+
+Each filter is checked twice: the silenced message is gone, and a neighbour (same
+text from another module, another message from the same module, another category)
+still gets through. The library texts are read from the installed sources, so an
+upstream rewording fails here instead of quietly letting the noise back.
+"""
+
+import importlib.util
+import logging
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from coursekit import quiet
+
+GC_TEXT = ("`is_gradient_checkpointing` is deprecated and will be removed in v6. "
+           "Use `is_activation_checkpointing` instead.")
+KERNELS_FORMAT = ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already "
+                  "`pip install kernels` and the kernels >= 0.11.1")
+
+# Lines notebook 00 printed on this CPU-only machine before the fix (TensorFlow 2.21), verbatim.
+TF_STARTUP = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796167384.971389    6830 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+    "GPU will not be used.",
+    "I0000 00:00:1796167385.380770    6830 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use "
+    "available CPU instructions in performance-critical operations.",
+    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
+    "appropriate compiler flags.",
+    "E0000 00:00:1796167409.211546    6830 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)",
+]
+NO_GPU_ONLY = {1, 4}  # cudart_stub and cuInit: news where a GPU exists
+TF_REAL_ERROR = "E0000 00:00:1796167409.211546    6830 op_kernel.cc:1857] OP_REQUIRES failed at matmul_op.cc: bad"
+
+
+def _source(module: str) -> str:
+    """The installed source of ``module``, read without importing it (or its package)."""
+    top, _, rest = module.partition(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip(f"{top} is not installed")
+    return Path(spec.submodule_search_locations[0], *rest.split("."))\
+        .with_suffix(".py").read_text(encoding="utf-8")
+
+
+def _shown(*emit):
+    """Messages of the warnings that get through ``quiet.install()``, each emitted by ``warn_explicit``."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet.install()
+        for text, category, module in emit:
+            warnings.warn_explicit(text, category, f"{module.rsplit('.', 1)[-1]}.py", 1, module=module)
+    return [(str(w.message), w.category) for w in seen]
+
+
+@pytest.fixture(autouse=True)
+def _not_verbose(monkeypatch):
+    monkeypatch.delenv(quiet.VERBOSE_VAR, raising=False)
+
+
+# ---------------------------------------------------------------- warnings
+def test_gradient_checkpointing_notice_is_silenced_only_from_transformers():
+    shown = _shown((GC_TEXT, FutureWarning, "transformers.modeling_utils"),             # silenced
+                   (GC_TEXT, FutureWarning, "my_notebook_helpers"),                     # same text, elsewhere
+                   (GC_TEXT, UserWarning, "transformers.modeling_utils"),               # another category
+                   ("`foo` is deprecated", FutureWarning, "transformers.modeling_utils"))  # another message
+    assert shown == [(GC_TEXT, FutureWarning), (GC_TEXT, UserWarning), ("`foo` is deprecated", FutureWarning)]
+
+
+def test_gemv_4bit_warning_is_deliberately_kept():
+    text = (f"{quiet.GEMV_4BIT_WARNING} to the Autograd key(s) but we are trying to backprop through it. "
+            "This may lead to silently incorrect behavior.")
+    assert _shown((text, UserWarning, "torch.autograd.graph")) == [(text, UserWarning)]
+
+
+def test_the_filter_matches_what_transformers_really_says():
+    source = _source("transformers.modeling_utils")
+    message, category, module = quiet.WARNINGS[0]
+    assert re.match(module, "transformers.modeling_utils") and category is FutureWarning
+    said = re.search(r'"(`is_gradient_checkpointing` is deprecated[^"]*)"\s*"([^"]*)",\s*FutureWarning', source)
+    assert said, "transformers no longer warns this way: drop or update the filter in coursekit.quiet"
+    assert said.group(1) + said.group(2) == GC_TEXT and re.match(message, GC_TEXT)
+
+
+def test_the_warnings_filter_is_installed_once():
+    with warnings.catch_warnings():
+        quiet.install()
+        quiet.install()
+        ours = [f for f in warnings.filters if f[1] is not None and f[1].pattern == quiet.WARNINGS[0][0]]
+    assert len(ours) == 1
+
+
+# ---------------------------------------------------------------- bitsandbytes' logger
+def test_kernels_hint_is_dropped_and_other_bitsandbytes_warnings_kept(caplog):
+    quiet.install()
+    log = logging.getLogger(quiet.KERNELS_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=quiet.KERNELS_LOGGER):
+        log.warning(KERNELS_FORMAT, ModuleNotFoundError("No module named 'kernels'"))
+        log.warning("Input type into Linear4bit is torch.float16, but bnb_4bit_compute_dtype=torch.float32")
+    assert [r.getMessage()[:26] for r in caplog.records] == ["Input type into Linear4bit"]
+
+
+def test_the_logging_filter_matches_what_bitsandbytes_really_logs():
+    source = _source("bitsandbytes.backends.cpu.ops")
+    assert "logger = logging.getLogger(__name__)" in source  # so the logger's name is the module's
+    assert f'"{KERNELS_FORMAT}"' in source and KERNELS_FORMAT.startswith(quiet.KERNELS_MESSAGE)
+
+
+# ---------------------------------------------------------------- TensorFlow's C++ start-up lines
+@pytest.mark.parametrize("index", range(len(TF_STARTUP)))
+def test_tensorflow_startup_lines(index):
+    line = TF_STARTUP[index]
+    assert quiet.is_tensorflow_startup_noise(line + "\n", gpu=False)
+    assert quiet.is_tensorflow_startup_noise(line, gpu=True) is (index not in NO_GPU_ONLY)
+
+
+def test_other_tensorflow_lines_are_not_noise():
+    for line in (TF_REAL_ERROR, "Traceback (most recent call last):", TF_STARTUP[1].replace("cudart", "cudnn"), ""):
+        assert not quiet.is_tensorflow_startup_noise(line, gpu=False), line
+
+
+def test_tensorflow_startup_drops_only_its_lines_at_the_file_descriptor(capfd):
+    written = "".join(line + "\n" for line in [*TF_STARTUP, TF_REAL_ERROR, "plain C++ output"])
+    with quiet.tensorflow_startup(gpu=False):
+        os.write(2, written.encode())
+        print("python's own stderr", file=sys.stderr)
+    os.write(2, b"after the block\n")
+    err = capfd.readouterr().err
+    assert not any(line in err for line in TF_STARTUP), err
+    for kept in (TF_REAL_ERROR, "plain C++ output", "python's own stderr", "after the block"):
+        assert kept in err
+
+
+def test_tensorflow_startup_keeps_the_no_gpu_lines_where_a_gpu_exists(capfd):
+    with quiet.tensorflow_startup(gpu=True):
+        os.write(2, "".join(line + "\n" for line in TF_STARTUP).encode())
+    err = capfd.readouterr().err
+    assert [line for line in TF_STARTUP if line in err] == [TF_STARTUP[i] for i in sorted(NO_GPU_ONLY)]
+
+
+def test_verbose_keeps_everything(capfd, monkeypatch):
+    monkeypatch.setenv(quiet.VERBOSE_VAR, "1")
+    with quiet.tensorflow_startup(gpu=False):
+        os.write(2, (TF_STARTUP[0] + "\n").encode())
+    assert TF_STARTUP[0] in capfd.readouterr().err
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet.install()
+        warnings.warn_explicit(GC_TEXT, FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils")
+    assert len(seen) == 1
+
+
+def test_importing_coursekit_imports_no_heavy_library():
+    import subprocess
+
+    heavy = "('torch', 'tensorflow', 'transformers', 'numpy')"
+    code = f"import sys, coursekit; print(sorted(m for m in {heavy} if m in sys.modules))"
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- progress bars
+def test_progress_bars_are_off_inside_and_restored_after():
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    ds_utils = pytest.importorskip("datasets.utils")
+    hub_tqdm = sys.modules["huggingface_hub.utils.tqdm"]
+
+    def state():
+        return hf_logging.is_progress_bar_enabled(), ds_utils.are_progress_bars_disabled(), \
+            dict(hub_tqdm.progress_bar_states)
+
+    before = state()
+    try:
+        hf_logging.enable_progress_bar()            # (this resets hub's per-group settings, so set one after it)
+        hub_tqdm.disable_progress_bars("peft.foo")  # a per-group hub setting must survive the block too
+        ds_utils.enable_progress_bars()
+        outer = state()
+        with quiet.progress_bars(False):
+            assert state()[:2] == (False, True) and hub_tqdm.are_progress_bars_disabled()
+            assert type(hf_logging.tqdm(range(2), desc="Loading weights")).__name__ == "EmptyTqdm"
+        assert state() == outer
+        with pytest.raises(KeyError), quiet.progress_bars(False):  # restored on an error too
+            raise KeyError("boom")
+        assert state() == outer
+        hf_logging.disable_progress_bar()           # already off: the block changes and restores nothing
+        ds_utils.disable_progress_bars()
+        already_off = state()
+        with quiet.progress_bars(False):
+            assert state() == already_off
+        assert state() == already_off
+    finally:
+        (hf_logging.enable_progress_bar if before[0] else hf_logging.disable_progress_bar)()
+        hub_tqdm.progress_bar_states.clear()
+        hub_tqdm.progress_bar_states.update(before[2])
+        (ds_utils.disable_progress_bars if before[1] else ds_utils.enable_progress_bars)()
+    assert state() == before
