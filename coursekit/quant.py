@@ -114,29 +114,78 @@ def _variants(compute_dtype: Any) -> dict[str, dict[str, Any]]:
 
 
 def measure_footprints(path: str, device: str = "cpu", compute_dtype: Any = None,
-                       print_fn: Callable[[str], Any] = print) -> dict[str, float | str]:
+                       print_fn: Callable[[str], Any] = print, progress: bool = True) -> dict[str, float | str]:
     """Bytes of ``path`` loaded in each precision: ``get_memory_footprint()`` + ``quant_state_bytes``;
-    a string says why a variant failed (e.g. 8-bit where bitsandbytes cannot run)."""
+    a string says why a variant failed (e.g. 8-bit where bitsandbytes cannot run).
+
+    One bar counts the five loads (``progress=False``: none); each load's own "Loading weights" bar is off."""
     import gc
 
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
 
+    from coursekit.quiet import progress_bars
+
     out: dict[str, float | str] = {}
-    for name, kwargs in _variants(compute_dtype or torch.float32).items():
-        if "quantization_config" in kwargs:
-            kwargs = {**kwargs, "device_map": {"": device}}
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-            if "device_map" not in kwargs and device != "cpu":
-                model = model.to(device)
-            out[name] = float(model.get_memory_footprint() + quant_state_bytes(model))
-            del model
-        except Exception as err:  # noqa: BLE001 - bitsandbytes raises many kinds; all mean "not here"
-            out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
-            print_fn(f"{name}: bitsandbytes cannot load it on {device} ({out[name]}); skipped.")
-        gc.collect()
+    variants = _variants(compute_dtype or torch.float32)
+    with progress_bars(False), tqdm(variants.items(), desc="footprints", unit="load", disable=not progress) as bar:
+        for name, kwargs in bar:
+            bar.set_postfix_str(name)
+            if "quantization_config" in kwargs:
+                kwargs = {**kwargs, "device_map": {"": device}}
+            try:
+                model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+                if "device_map" not in kwargs and device != "cpu":
+                    model = model.to(device)
+                out[name] = float(model.get_memory_footprint() + quant_state_bytes(model))
+                del model
+            except Exception as err:  # noqa: BLE001 - bitsandbytes raises many kinds; all mean "not here"
+                out[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+                print_fn(f"{name}: bitsandbytes cannot load it on {device} ({out[name]}); skipped.")
+            gc.collect()
     return out
+
+
+def keep_4bit_trainable(model: Any, verbose: bool = True) -> int:
+    """Keep every ``Linear4bit`` of ``model`` in the layout training needs; return how many were repacked.
+
+    On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a 4-bit weight for a fused
+    kernel at its first eval-mode forward (e.g. generating answers before training).
+    That kernel has no backward: once a layer is repacked, the gradient flowing back
+    through its frozen weight is silently zero, so every LoRA layer below it learns
+    from a wrong gradient and training diverges (torch's only sign is a ``gemv_4bit ...
+    silently incorrect behavior`` warning). This turns the repacking off for every
+    layer and undoes it where it already happened (the undo keeps the absmax scales
+    in the bf16 the repacking rounded them to). One line says so when it undid any.
+
+    >>> from coursekit.assets import load_causal_lm, tiny_model_path
+    >>> model, _ = load_causal_lm(str(tiny_model_path("llama")), quantization_config=bnb_config(4))
+    >>> keep_4bit_trainable(model), any(m.support_avx512bf16_for_cpu for m in _linear4bit(model))
+    (0, False)
+    """
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    repacked = 0
+    for layer in _linear4bit(model):
+        layer.support_avx512bf16_for_cpu = False  # the fused CPU path is inference-only
+        weight = layer.weight
+        if getattr(weight.quant_state, "packing_format_for_cpu", False):
+            weight.data, state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+            if not state.nested and state.absmax.dim() == 2:  # bitsandbytes restores the layout of nested scales only
+                state.absmax = state.absmax.T.reshape(-1).float()
+            weight.quant_state = state
+            repacked += 1
+    if repacked and verbose:
+        print(f"bitsandbytes: {repacked} 4-bit layers had been repacked for its inference-only CPU kernel "
+              "(no backward); restored to the trainable layout.")
+    return repacked
+
+
+def _linear4bit(model: Any) -> list[Any]:
+    import bitsandbytes as bnb
+
+    return [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
 
 
 def quant_state_bytes(model: Any) -> int:

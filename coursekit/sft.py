@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 
+from coursekit.quiet import progress_bars
 from coursekit.runtime import Precision, effective_seed, get_device, pick_precision
 from coursekit.textgen import IGNORE_INDEX
 
@@ -551,6 +552,10 @@ def train(model: Any, tokenizer: Any, dataset: Any, *, output_dir: str | Path, l
     if not (isinstance(dataset, Dataset) and "input_ids" in dataset.column_names):
         dataset = prepare_dataset(dataset, tokenizer)
     _check_fits(dataset, max_length, packing)
+    if "bitsandbytes" in sys.modules:  # a 4-bit model: undo bitsandbytes' inference-only CPU repacking first
+        from coursekit.quant import keep_4bit_trainable
+
+        keep_4bit_trainable(model)
     precision = precision or pick_precision(get_device())
     args = SFTConfig(
         output_dir=str(output_dir), max_steps=max_steps, num_train_epochs=num_epochs,
@@ -560,7 +565,9 @@ def train(model: Any, tokenizer: Any, dataset: Any, *, output_dir: str | Path, l
         packing=packing, activation_checkpointing=gradient_checkpointing, seed=effective_seed(seed),
         logging_steps=logging_steps,
         save_strategy="no", report_to="none", disable_tqdm=not progress, dataloader_pin_memory=False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    with progress_bars(progress):  # progress=False: no dataset-preparation bars either
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora)
     if not progress:
         from transformers import PrinterCallback
 

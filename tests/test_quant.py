@@ -115,3 +115,37 @@ def test_embeddings_stay_unquantized_and_scales_are_counted():
 
 def test_peak_memory_is_none_on_cpu():
     assert quant.peak_memory_gb("cpu") is None
+
+
+@pytest.mark.parametrize("double_quant", [True, False])
+def test_sft_train_undoes_the_inference_only_cpu_repacking(double_quant, capsys):
+    """bitsandbytes repacks a 4-bit weight for a kernel with no backward at its first eval forward on an
+    AVX512-BF16 CPU (not every machine has one, so the repacking is done by hand here); training must undo it."""
+    import tempfile
+
+    import torch
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+
+    from coursekit import sft
+    from coursekit.assets import load_causal_lm
+
+    model, tok = load_causal_lm(str(tiny_model_path("llama")), quantization_config=quant.bnb_config(4, double_quant=double_quant))
+    layers = quant._linear4bit(model)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        before = model(ids).logits
+    shapes = [tuple(layer.weight.shape) for layer in layers]
+    for layer in layers:
+        layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    rows = [{"prompt": f"{a} + {a} =", "completion": str(2 * a)} for a in range(4)]
+    run = sft.train(model, tok, rows, output_dir=tempfile.mkdtemp(), lora=sft.lora_config(r=4), max_steps=1,
+                    progress=False, save=False)
+    assert f"{len(layers)} 4-bit layers had been repacked" in capsys.readouterr().out
+    assert [tuple(layer.weight.shape) for layer in layers] == shapes
+    assert not any(layer.weight.quant_state.packing_format_for_cpu or layer.support_avx512bf16_for_cpu for layer in layers)
+    assert all(layer.weight.quant_state.nested == double_quant for layer in layers)
+    with torch.no_grad(), run.model.disable_adapter():
+        after = run.model(ids).logits
+    # the repacking rounds the absmax scales to bf16 (8 mantissa bits): the base model moves by about that much
+    change = ((after - before).abs().max() / before.abs().max()).item()
+    assert change < 2**-6, f"the restored base model's logits moved by {change:.2e} of their scale"
