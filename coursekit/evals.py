@@ -296,10 +296,21 @@ def meteor(preds: Sequence[str], refs: Sequence[str]) -> float:
 # ---------------------------------------------------------------- BERTScore
 @functools.lru_cache(maxsize=4)
 def bert_scorer(model_type: str, num_layers: int) -> Any:
-    """One BERTScorer per (model, layer): loading it is the slow part, so it is reused."""
+    """One BERTScorer per (model, layer): loading it is the slow part, so it is reused.
+
+    A checkpoint without ``tokenizer_config.json`` (roberta-large's) gets transformers 5's
+    "no limit" ``model_max_length`` of ~1e30, which bert-score hands to the Rust tokenizer
+    (``OverflowError``); it is capped at the positions the model has.
+    """
     from bert_score import BERTScorer
 
-    return BERTScorer(model_type=model_type, num_layers=num_layers)
+    scorer = BERTScorer(model_type=model_type, num_layers=num_layers)
+    config = scorer._model.config
+    # RoBERTa-style models reserve the first padding_idx + 1 positions
+    offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    limit = getattr(config, "max_position_embeddings", 512) - offset
+    scorer._tokenizer.model_max_length = min(scorer._tokenizer.model_max_length, limit)
+    return scorer
 
 
 def bertscore(preds: Sequence[str], refs: Sequence[str], model_type: str | None = None,
