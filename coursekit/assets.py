@@ -322,25 +322,84 @@ def resolve(spec: str) -> Path | str:
     return {"smollm2": smollm2_path, "minilm": minilm_path}[name]()
 
 
-def _hub_error(name: str, err: Exception) -> AssetError:
+OFFLINE_HINT = ("Connect to the internet, or use the offline smoke profile: run `%env COURSEKIT_PROFILE=smoke` in a "
+                "cell (`export COURSEKIT_PROFILE=smoke` in a shell), then rerun from the profile cell.")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_status() -> str:
+    """``""`` when the Hugging Face Hub answers, else why not. Checked once per process, in 3 s at most.
+
+    >>> import os
+    >>> os.environ["HF_HUB_OFFLINE"] = "1"; hub_status.cache_clear()
+    >>> hub_status()
+    'offline mode is on (HF_HUB_OFFLINE)'
+    """
+    import requests
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS):
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    try:
+        requests.head(constants.ENDPOINT, timeout=3)  # any HTTP answer, even an error status, means reachable
+    except requests.RequestException as err:
+        return f"{constants.ENDPOINT} did not answer ({type(err).__name__})"
+    return ""
+
+
+def use_hub() -> None:
+    """Before a Hub download: if the Hub is unreachable, switch to offline mode once, saying so in one line.
+
+    Offline, models and datasets already in the local cache still load, and anything
+    else fails at once instead of after a minute of retries per file.
+    """
+    from huggingface_hub import constants
+
+    status = hub_status()
+    if not status or constants.HF_HUB_OFFLINE:
+        return
+    print(f"The Hugging Face Hub is unreachable: {status}. Using only what is in the local cache.")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # for libraries imported later and for subprocesses
+    constants.HF_HUB_OFFLINE = True  # huggingface_hub and transformers read it at each call
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].config.HF_HUB_OFFLINE = True
+
+
+def hub_error(name: str, err: Exception) -> AssetError:
+    """The one-line ``AssetError`` for a Hub model or dataset that did not load, naming the fix."""
     text = str(err)
     if "gated" in text.lower() or "401" in text or "403" in text:
         hint = "It is gated: accept its licence on the Hub and set HF_TOKEN (or run `huggingface-cli login`)."
     else:
-        hint = ("The Hugging Face Hub could not be reached. Use the offline smoke profile "
-                "(COURSEKIT_PROFILE=smoke) or connect to the internet.")
+        status = hub_status()
+        where = f"The Hugging Face Hub is unreachable ({status}) and it is not in the local cache." if status else (
+            "It is neither a local folder nor on the Hugging Face Hub: check the name.")
+        hint = f"{where} {OFFLINE_HINT}" if status else where
     return AssetError(f"Could not load '{name}'. {hint}\n(underlying error: {type(err).__name__}: {text[:300]})")
+
+
+def load_hub_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
+    """``datasets.load_dataset`` for a Hub dataset, with the unreachable-Hub check and a clear ``AssetError``."""
+    from datasets import load_dataset
+
+    use_hub()
+    try:
+        return load_dataset(path, *args, **kwargs)
+    except (ConnectionError, OSError, ValueError) as err:  # datasets raises all three for "not reachable/cached"
+        raise hub_error(path, err) from None
 
 
 def load_causal_lm(name: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local folder or Hub id, with a clear error if unreachable."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not Path(name).is_dir():
+        use_hub()
     try:
         tok = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype or "auto", **kwargs)
     except OSError as err:
-        raise _hub_error(name, err) from None
+        raise hub_error(name, err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model.eval(), tok

@@ -237,13 +237,9 @@ def load_recipe_dataset(spec: DatasetSpec) -> Any:
     elif Path(spec.path).suffix in _BUILDERS:
         raise RecipeError(f"Dataset file {spec.path!r} not found (looked in {Path.cwd()} and the repository).")
     else:
-        try:
-            ds = load_dataset(spec.path, spec.name, split=spec.split)
-        except Exception as err:  # noqa: BLE001 - the Hub raises many kinds; all mean "cannot load"
-            from coursekit.assets import AssetError
+        from coursekit.assets import load_hub_dataset
 
-            raise AssetError(f"Could not load dataset {spec.path!r}: {type(err).__name__}: {str(err)[:300]}. "
-                             "Offline? Use the smoke recipe (local data) or connect to the internet.") from None
+        ds = load_hub_dataset(spec.path, spec.name, split=spec.split)  # an unreachable Hub: a clear AssetError
     missing = {k: v for k, v in spec.fields.items() if v not in ds.column_names}
     if missing:
         raise RecipeError(f"Dataset {spec.path!r}: the field mapping {missing} names column(s) it lacks. "

@@ -60,7 +60,40 @@ def test_unreachable_hub_says_use_smoke_or_connect(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(assets.AssetError) as err:
         assets.load_causal_lm("Qwen/Qwen3-0.6B-does-not-exist-offline")
-    assert "COURSEKIT_PROFILE=smoke" in str(err.value) and "connect" in str(err.value)
+    assert "%env COURSEKIT_PROFILE=smoke" in str(err.value) and "connect" in str(err.value).lower()
+    assert "not in the local cache" in str(err.value)
+
+
+def test_unreachable_hub_is_detected_once_and_fails_fast(monkeypatch, capsys):
+    """No network and no offline variable (a Colab student offline): one probe, one line, then no retries."""
+    import time
+
+    import requests
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # restored after the test, as is the env
+    probes = []
+
+    def no_network(url, **kw):
+        probes.append(url)
+        raise requests.ConnectionError("no route to host")
+
+    monkeypatch.setattr(requests, "head", no_network)
+    assets.hub_status.cache_clear()
+    try:
+        start = time.perf_counter()
+        for _ in range(2):
+            with pytest.raises(assets.AssetError, match="unreachable") as err:
+                assets.load_causal_lm("Qwen/Qwen3-0.6B-not-in-any-cache")
+        seconds = time.perf_counter() - start
+    finally:
+        assets.hub_status.cache_clear()
+    assert len(probes) == 1 and constants.HF_HUB_OFFLINE, probes
+    assert seconds < 20, f"two failed loads took {seconds:.1f} s: the Hub was retried"
+    assert capsys.readouterr().out.count("The Hugging Face Hub is unreachable") == 1
+    assert "ConnectionError" in str(err.value) and "%env COURSEKIT_PROFILE=smoke" in str(err.value)
 
 
 def test_conversion_is_atomic(tmp_path):
