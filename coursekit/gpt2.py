@@ -1,6 +1,6 @@
 """GPT-2 from scratch, in one page, proven equal to transformers' GPT2LMHeadModel.
 
-The homework seed's model: 12 layers, 12 heads, width 768, context 1024, and
+The course notes' model: 12 layers, 12 heads, width 768, context 1024, and
 a vocabulary padded from 50,257 to 50,304 (a multiple of 64, kinder to GPU
 matmuls). Pre-LayerNorm blocks, a fused qkv projection, causal
 ``scaled_dot_product_attention`` (flash kernels on GPU), a tanh-GELU MLP, tied
@@ -49,7 +49,7 @@ class GPT2Config:
 
     @classmethod
     def gpt2_small(cls, padded: bool = True) -> GPT2Config:
-        """The seed's configuration: 124M parameters, vocabulary padded to 50,304."""
+        """The course notes' configuration: 124M parameters, vocabulary padded to 50,304."""
         return cls(pad_vocab_to=64 if padded else 1)
 
 
