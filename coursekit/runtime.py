@@ -202,7 +202,7 @@ def effective_seed(seed: int) -> int:
 
 
 def seed_everything(seed: int) -> int:
-    """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras; return the seed used.
+    """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras; return the random seed used.
 
     The seed used is ``seed`` shifted by ``$COURSEKIT_SEED`` (see ``seed_offset``);
     when a shift applies, one line says so.
