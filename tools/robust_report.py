@@ -22,7 +22,7 @@ KEY_FIGURES: dict[str, tuple[str, str]] = {
     "00_tinygpt": ("final loss", r"final loss ([\d.]+)"),
     "01_transformers": ("CLM loss", r"model loss ([\d.]+)"),
     "02_peft_lora": ("LoRA held-out loss", r"→ LoRA ([\d.]+)"),
-    "03_bpe": ("tokens, ours", r"ours[^\d\n]*([\d,]+) tokens"),
+    "03_bpe": ("bytes/token, whole corpus", r"\(([\d.]+) bytes/token\)"),
     "04_sft_lora": ("exact match after", r"exact match: before \d+% → after (\d+%)"),
     "05_qlora": ("test MAE after ($)", r"after:\s+MAE \$([\d.]+)"),
     "06_evals": ("final LoRA loss", r"loss [\d.]+ -> ([\d.]+)"),
