@@ -125,3 +125,10 @@ def test_figures_render_inline_in_a_notebook_run(tmp_path):
     nbformat.write(nb, str(path))
     result = NotebookRun(path, 120).execute()
     assert result.error is not None and "promises 1 figure" in result.error.summary, result.error
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_an_id(path):
+    """nbformat 4.5 requires cell ids; a cell added by a script without one draws a warning in every run."""
+    missing = [i for i, cell in enumerate(load(path)["cells"]) if not cell.get("id")]
+    assert not missing, f"{path.name}: cells {missing} have no id"
