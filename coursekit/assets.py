@@ -174,6 +174,11 @@ _GPT2_URLS = tuple(f"https://openaipublic.blob.core.windows.net/gpt-2/encodings/
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
+def _offline_env() -> bool:
+    """Whether the environment marks this process offline (``HF_HUB_OFFLINE`` and kin)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
+
+
 def _tiktoken_has_gpt2() -> bool:
     """Whether tiktoken's cache already holds both GPT-2 files, so ``get_encoding`` needs no network."""
     # the same folder and key as tiktoken.load.read_file_cached; TIKTOKEN_CACHE_DIR="" turns its cache off
@@ -221,7 +226,7 @@ def gpt2_encoding() -> tiktoken.Encoding:
     tiktoken's own copy is used when its cache has GPT-2's files, or when the
     environment is not marked offline (``HF_HUB_OFFLINE`` and kin) and a 3 s probe
     reaches OpenAI's server. Otherwise it is built from coursekit's copy of the
-    same files (byte-identical, so the same ids), and one line on stderr says so.
+    same files (byte-identical, so the same ids), and one printed line says so.
 
     >>> import contextlib, io
     >>> with contextlib.redirect_stdout(io.StringIO()):  # the one line, if it builds, is printed once per process
@@ -231,8 +236,7 @@ def gpt2_encoding() -> tiktoken.Encoding:
     """
     import tiktoken
 
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
-    if _tiktoken_has_gpt2() or (not offline and _reachable(_GPT2_URLS[1])):
+    if _tiktoken_has_gpt2() or (not _offline_env() and _reachable(_GPT2_URLS[1])):
         try:
             return tiktoken.get_encoding("gpt2")
         except Exception:  # a dropped download or a bad cached file: the local copy still works
@@ -338,7 +342,7 @@ def hub_status() -> str:
     import requests
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS):
+    if constants.HF_HUB_OFFLINE or _offline_env():
         return "offline mode is on (HF_HUB_OFFLINE)"
     try:
         requests.head(constants.ENDPOINT, timeout=3)  # any HTTP answer, even an error status, means reachable
