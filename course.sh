@@ -6,6 +6,10 @@
 #   bash course.sh robust every notebook under perturbed numerics (2 threads, two other
 #                         seeds), the unit tests with 2 workers and in random order;
 #                         a table of the results goes to runs/robust/table.md
+#                         (`robust notebooks` or `robust tests` runs one half)
+#   bash course.sh rehearse  every notebook in the colab and the full profile, on the CPU and
+#                         offline against a stand-in Hub, with smoke-sized work; the skipped
+#                         scale-only checks are counted in runs/rehearse/table.md
 # Extra arguments after `test` go to pytest, e.g. `bash course.sh test tests/test_runtime.py`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -63,30 +67,57 @@ run_pytest() {
   OMP_NUM_THREADS="$threads" "$VENV/bin/python" -m pytest -n "$workers" --nbmake --nbmake-timeout=300 "$@"
 }
 
-# robust: each perturbation of the numerics in turn; every run must pass.
+# robust [notebooks|tests]: each perturbation of the numerics in turn; every run must pass.
+# With no part named, both run and the table is rebuilt from whatever runs/robust holds.
 robust() {
-  local out=runs/robust failed=0
-  rm -rf "$out" && mkdir -p "$out"
-  local runs=(
-    "default|1|0|$CORES"
-    "threads2|2|0|1"
-    "seed1|1|1|$CORES"
-    "seed2|1|2|$CORES"
-  )
-  for spec in "${runs[@]}"; do
-    IFS='|' read -r name threads seed workers <<< "$spec"
-    log "robust: notebooks, $name (OMP_NUM_THREADS=$threads, COURSEKIT_SEED=$seed, $workers workers)"
-    COURSEKIT_SEED="$seed" COURSEKIT_EXECUTED_DIR="$out/$name" run_pytest "$workers" "$threads" \
-      notebooks --junitxml="$out/$name/junit.xml" -q || failed=1
+  local part="${1:-all}" out=runs/robust failed=0
+  case "$part" in all|notebooks|tests) ;; *) log "robust: unknown part '$part'; use notebooks, tests or nothing"; return 2 ;; esac
+  mkdir -p "$out"
+  if [ "$part" != tests ]; then
+    local runs=(
+      "default|1|0|$CORES"
+      "threads2|2|0|1"
+      "seed1|1|1|$CORES"
+      "seed2|1|2|$CORES"
+    )
+    for spec in "${runs[@]}"; do
+      IFS='|' read -r name threads seed workers <<< "$spec"
+      rm -rf "${out:?}/$name"
+      log "robust: notebooks, $name (OMP_NUM_THREADS=$threads, COURSEKIT_SEED=$seed, $workers workers)"
+      COURSEKIT_SEED="$seed" COURSEKIT_EXECUTED_DIR="$out/$name" run_pytest "$workers" "$threads" \
+        notebooks --junitxml="$out/$name/junit.xml" -q || failed=1
+    done
+  fi
+  if [ "$part" != notebooks ]; then
+    for order in 1 2; do
+      log "robust: unit tests, 2 workers, random order (seed $order)"
+      run_pytest 2 1 tests --random-order --random-order-seed="$order" -q -p no:cacheprovider \
+        --junitxml="$out/tests-random-$order.xml" || failed=1
+    done
+    log "robust: unit tests, 1 worker"
+    run_pytest 1 1 tests -q --junitxml="$out/tests-1worker.xml" || failed=1
+  fi
+  "$VENV/bin/python" tools/robust_report.py "$out" | tee "$out/table.md" || failed=1
+  return "$failed"
+}
+
+# rehearse [notebook paths]: the colab and full profiles' own models, data and code, on this CPU, offline,
+# against a stand-in Hub built under runs/rehearse/standin; smoke-sized work (runtime.Profile.size).
+rehearse() {
+  local out=runs/rehearse failed=0
+  mkdir -p "$out"
+  log "rehearse: building the stand-in Hub in $out/standin (once; about 20 s)"
+  "$VENV/bin/python" -m coursekit.standin_hub "$out/standin" > "$out/standin.txt"
+  eval "$("$VENV/bin/python" -m coursekit.standin_hub "$out/standin" --exports)"
+  export COURSEKIT_REHEARSAL=1
+  if [ $# -eq 0 ]; then set -- notebooks; fi
+  for profile in colab full; do
+    rm -rf "${out:?}/$profile"
+    log "rehearse: $profile profile, $CORES workers"
+    COURSEKIT_PROFILE="$profile" COURSEKIT_EXECUTED_DIR="$out/$profile" run_pytest "$CORES" 1 "$@" \
+      --junitxml="$out/$profile/junit.xml" -q || failed=1
   done
-  for order in 1 2; do
-    log "robust: unit tests, 2 workers, random order (seed $order)"
-    run_pytest 2 1 tests --random-order --random-order-seed="$order" -q -p no:cacheprovider \
-      --junitxml="$out/tests-random-$order.xml" || failed=1
-  done
-  log "robust: unit tests, 1 worker"
-  run_pytest 1 1 tests -q --junitxml="$out/tests-1worker.xml" || failed=1
-  "$VENV/bin/python" tools/robust_report.py "$out" | tee "$out/table.md"
+  "$VENV/bin/python" tools/rehearsal_report.py "$out" | tee "$out/table.md" || failed=1
   return "$failed"
 }
 
@@ -111,10 +142,15 @@ case "$cmd" in
   robust)
     install
     test_env
-    robust
+    robust "$@"
+    ;;
+  rehearse)
+    install
+    test_env
+    rehearse "$@"
     ;;
   *)
-    echo "usage: bash course.sh lab | test [pytest args] | robust | install" >&2
+    echo "usage: bash course.sh lab | test [pytest args] | robust [notebooks|tests] | rehearse [notebooks] | install" >&2
     exit 2
     ;;
 esac

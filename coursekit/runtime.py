@@ -7,8 +7,23 @@ chosen and why (the device and precision follow, e.g. ``device cpu · fp32``)::
 
     >>> P = get_profile("smoke")     # doctest: +ELLIPSIS
     profile: smoke (asked for by name) · device ...
-    >>> P.pick(smoke=20, colab=500, full=2000)
+    >>> P.pick(smoke="packaged SmolLM2", colab="Qwen/Qwen3-0.6B", full="Qwen/Qwen3-0.6B")
+    'packaged SmolLM2'
+    >>> P.size(smoke=20, colab=500, full=2000)
     20
+
+``pick`` chooses *which* (models, data, templates, code paths) and ``size`` *how much*
+(steps, rows, lengths). The two differ only in a **rehearsal** (``COURSEKIT_REHEARSAL=1``,
+``bash course.sh rehearse``): the colab or full profile runs its own models, data and code on
+a CPU against a local stand-in Hub, with smoke-sized work. ``P.at_scale(what)`` guards the
+checks that only hold at real scale; a rehearsal skips them, each with a printed line::
+
+    >>> R = Profile("colab", "a test", "cpu", Precision("fp32", "no CUDA"), rehearsal=True)
+    >>> R.pick(smoke="smollm2", colab="qwen3", full="qwen3"), R.size(smoke=20, colab=500, full=2000)
+    ('qwen3', 20)
+    >>> R.at_scale("the loss halves")
+    rehearsal: skipped a check that needs real scale (1 so far): the loss halves
+    False
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ import os
 import platform
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,6 +48,8 @@ PROFILES: dict[str, str] = {
 }
 FULL_MIN_GPU_GB = 40
 ENV_VAR = "COURSEKIT_PROFILE"
+REHEARSAL_VAR = "COURSEKIT_REHEARSAL"
+SKIP_LINE = "rehearsal: skipped a check that needs real scale"  # tools/rehearsal_report.py counts these lines
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ class Profile:
     device: str
     precision: Precision
     fallback: str = ""  # set when the profile wanted a GPU and got the CPU
+    rehearsal: bool = False  # colab/full models and code, smoke-sized work (see the module docstring)
+    skipped: list[str] = field(default_factory=list, compare=False)  # the at_scale checks a rehearsal skipped
 
     @property
     def offline(self) -> bool:
@@ -73,15 +92,35 @@ class Profile:
         return self.name == "smoke"
 
     def pick(self, *, smoke: T, colab: T, full: T) -> T:
-        """Choose one value per profile: ``P.pick(smoke=20, colab=500, full=2000)``."""
+        """Choose *which* per profile (a model, a dataset, a code path): ``P.pick(smoke=a, colab=b, full=c)``."""
         return {"smoke": smoke, "colab": colab, "full": full}[self.name]
+
+    def size(self, *, smoke: T, colab: T, full: T, rehearsal: T | None = None) -> T:
+        """Choose *how much* per profile (steps, rows, lengths): ``P.size(smoke=20, colab=500, full=2000)``.
+
+        A rehearsal takes ``rehearsal`` where given, else the smoke value.
+        """
+        if self.rehearsal and self.name != "smoke":
+            return smoke if rehearsal is None else rehearsal
+        return self.pick(smoke=smoke, colab=colab, full=full)
+
+    def at_scale(self, what: str) -> bool:
+        """Whether to run a check that holds only at this profile's real sizes; a rehearsal skips it, saying so."""
+        if not self.rehearsal or self.name == "smoke":
+            return True
+        self.skipped.append(what)
+        print(f"{SKIP_LINE} ({len(self.skipped)} so far): {what}")
+        return False
 
     def summary(self) -> str:
         line = (
             f"profile: {self.name} ({self.reason}) · device {self.device} · "
             f"{self.precision.name} ({self.precision.reason})"
         )
-        return line + (f" · {self.fallback}" if self.fallback else "")
+        line += f" · {self.fallback}" if self.fallback else ""
+        if self.rehearsal and self.name != "smoke":
+            line += " · rehearsal: this profile's models and code, smoke-sized work, scale-only checks skipped"
+        return line
 
 
 def in_colab() -> bool:
@@ -166,7 +205,8 @@ def get_profile(name: str | None = None, *, verbose: bool = True) -> Profile:
     fallback = ""
     if key != "smoke" and device != "cuda":
         fallback = f"no CUDA GPU here, so '{key}' falls back to {device} (it will be slow)"
-    profile = Profile(key, reason, device, pick_precision(device), fallback)
+    rehearsal = os.environ.get(REHEARSAL_VAR, "").strip() not in ("", "0")
+    profile = Profile(key, reason, device, pick_precision(device), fallback, rehearsal=rehearsal)
     if verbose:
         print(profile.summary())
     return profile

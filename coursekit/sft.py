@@ -399,7 +399,7 @@ def score_answers(model: Any, tokenizer: Any, examples: Any, batch_size: int = 1
     """Loss on the trained tokens, the share of them that are the argmax (``token_accuracy``), and the share
     of examples whose every trained token is the argmax (``exact_match``).
 
-    One forward pass per batch. ``exact_match`` equals greedy-decoding exact
+    One forward pass per batch, with logits only where a trained token is predicted. ``exact_match`` equals greedy-decoding exact
     match at the token level: greedy reproduces the reference reply (and
     stops) exactly when each next token is the most likely one.
     """
@@ -411,8 +411,11 @@ def score_answers(model: Any, tokenizer: Any, examples: Any, batch_size: int = 1
         ids = _pad([e["input_ids"] for e in chunk], tokenizer.pad_token_id).to(device)
         labels = _pad([e["labels"] for e in chunk], IGNORE_INDEX).to(device)
         mask = _pad([[1] * len(e["input_ids"]) for e in chunk], 0).to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        target = labels[:, 1:]
+        # Only the positions whose next token is trained need logits: on a 150k vocabulary the LM head is most
+        # of the cost, and answers are a few tokens at the end. (B, T) -> the columns any row trains
+        scored = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=scored).logits.float()  # (B, n, V)
+        target = labels[:, 1:][:, scored]
         keep = target != IGNORE_INDEX
         # flattened (B·T, V), as in evals: the (B, V, T) layout loses ~1e-5 relative on CPU at a 49k vocabulary
         nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),

@@ -115,3 +115,37 @@ def test_coursekit_seed_must_be_an_integer(monkeypatch):
     monkeypatch.setenv("COURSEKIT_SEED", "one")
     with pytest.raises(ValueError, match="COURSEKIT_SEED='one' is not an integer"):
         seed_everything(0)
+
+
+def _rehearsal(name: str) -> runtime.Profile:
+    return runtime.Profile(name, "a test", "cpu", pick_precision("cpu"), rehearsal=True)
+
+
+def test_size_follows_the_profile_and_a_rehearsal_takes_smoke_sizes():
+    for name, want in (("smoke", 1), ("colab", 2), ("full", 3)):
+        assert get_profile(name, verbose=False).size(smoke=1, colab=2, full=3) == want
+        assert get_profile(name, verbose=False).size(smoke=1, colab=2, full=3, rehearsal=9) == want
+    for name in ("colab", "full"):
+        rehearsal = _rehearsal(name)
+        assert rehearsal.size(smoke=1, colab=2, full=3) == 1  # how much: smoke's
+        assert rehearsal.size(smoke=1, colab=2, full=3, rehearsal=9) == 9  # unless a rehearsal size is given
+        assert rehearsal.pick(smoke="a", colab="b", full="c") == {"colab": "b", "full": "c"}[name]  # which: its own
+
+
+def test_at_scale_runs_everywhere_but_a_rehearsal_which_counts_each_skip(capsys):
+    assert get_profile("full", verbose=False).at_scale("anything") and get_profile("smoke", verbose=False).at_scale("x")
+    assert capsys.readouterr().out == ""
+    rehearsal = _rehearsal("colab")
+    assert not rehearsal.at_scale("the loss halves") and not rehearsal.at_scale("MAE falls")
+    lines = capsys.readouterr().out.splitlines()
+    assert rehearsal.skipped == ["the loss halves", "MAE falls"]
+    assert lines == [f"{runtime.SKIP_LINE} (1 so far): the loss halves", f"{runtime.SKIP_LINE} (2 so far): MAE falls"]
+    assert _rehearsal("smoke").at_scale("smoke has no real scale to wait for")  # smoke sizes are its real sizes
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_coursekit_rehearsal_turns_a_rehearsal_on(monkeypatch, capsys, value, expected):
+    monkeypatch.setenv(runtime.REHEARSAL_VAR, value)
+    profile = get_profile("colab")
+    assert profile.rehearsal is expected
+    assert ("rehearsal:" in capsys.readouterr().out) is expected
