@@ -32,6 +32,14 @@ Silenced, and why each is harmless:
   (``/dev/nvidia*``, WSL's ``/dev/dxg``) these lines are kept, since there they
   could mean a broken set-up. (``tensorflow_startup``, around ``import keras`` in
   ``coursekit.tinygpt``: every other line is passed through.)
+* **transformers' "RobertaModel LOAD REPORT" when BERTScore loads roberta-large**
+  (logger ``transformers.modeling_utils``). bert-score loads the bare encoder
+  (``AutoModel``) from a masked-LM checkpoint, so the checkpoint's ``lm_head.*``
+  tensors are UNEXPECTED and the ``pooler.*`` ones MISSING (newly initialised).
+  BERTScore reads the hidden states of one encoder layer and never runs either.
+  Only a report whose every row is one of those two is dropped; any other key
+  (a missing encoder weight, a size mismatch) keeps the whole report.
+  (``install``: a logging filter on that logger, for that report only.)
 * **Progress bars inside loops**: ``progress_bars(False)`` turns off the bars of
   transformers ("Loading weights"), huggingface_hub and datasets ("Truncating train
   dataset", ...) for one block, then restores each library's previous setting;
@@ -71,9 +79,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["GEMV_4BIT_WARNING", "KERNELS_LOGGER", "KERNELS_MESSAGE", "TF_NO_GPU_LINES", "TF_STARTUP_LINES",
-           "VERBOSE_VAR", "WARNINGS",
-           "gpu_device_present", "install", "is_tensorflow_startup_noise", "progress_bars", "tensorflow_startup",
+__all__ = ["GEMV_4BIT_WARNING", "KERNELS_LOGGER", "KERNELS_MESSAGE", "LOAD_REPORT_LOGGER", "TF_NO_GPU_LINES",
+           "TF_STARTUP_LINES", "VERBOSE_VAR", "WARNINGS",
+           "gpu_device_present", "install", "is_tensorflow_startup_noise", "is_unused_head_report", "progress_bars",
+           "tensorflow_startup",
            "verbose"]
 
 VERBOSE_VAR = "COURSEKIT_VERBOSE"
@@ -123,6 +132,34 @@ class _DropKernelsHint(logging.Filter):
 
 _KERNELS_FILTER = _DropKernelsHint()
 
+LOAD_REPORT_LOGGER = "transformers.modeling_utils"
+# one row of the report's table: "<key> | <status> |"; the unused masked-LM head and the unused pooler
+_UNUSED_HEAD_ROW = re.compile(r"(lm_head\.\S+\s*\|\s*UNEXPECTED|pooler\.\S+\s*\|\s*MISSING)\s*\|")
+
+
+def is_unused_head_report(message: str) -> bool:
+    """True for a load report whose rows are all an encoder's unused masked-LM head or pooler.
+
+    >>> is_unused_head_report("RobertaModel LOAD REPORT from: roberta-large\\nKey | Status | \\n---+---+-\\n"
+    ...                       "lm_head.bias | UNEXPECTED | \\npooler.dense.bias | MISSING | \\n\\nNotes:\\n- ...")
+    True
+    >>> is_unused_head_report("RobertaModel LOAD REPORT from: x\\nKey | Status | \\n"
+    ...                       "lm_head.bias | UNEXPECTED | \\nencoder.layer.0.output.dense.bias | MISSING | \\n")
+    False
+    """
+    if "LOAD REPORT" not in message:
+        return False
+    rows = [line for line in message.split("\n\n")[0].splitlines()[1:] if "|" in line and not line.startswith(("Key", "-"))]
+    return bool(rows) and all(_UNUSED_HEAD_ROW.match(row) for row in rows)
+
+
+class _DropUnusedHeadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not is_unused_head_report(str(record.msg))
+
+
+_LOAD_REPORT_FILTER = _DropUnusedHeadReport()
+
 
 def install() -> None:
     """Install the warnings and logging filters listed above (idempotent; nothing is imported).
@@ -139,6 +176,9 @@ def install() -> None:
     kernels_logger = logging.getLogger(KERNELS_LOGGER)  # the same object bitsandbytes gets, imported or not
     if _KERNELS_FILTER not in kernels_logger.filters:
         kernels_logger.addFilter(_KERNELS_FILTER)
+    report_logger = logging.getLogger(LOAD_REPORT_LOGGER)  # transformers' loggers are plain logging loggers
+    if _LOAD_REPORT_FILTER not in report_logger.filters:
+        report_logger.addFilter(_LOAD_REPORT_FILTER)
 
 
 # ================================================================ TensorFlow's native start-up lines

@@ -201,3 +201,56 @@ def test_progress_bars_are_off_inside_and_restored_after():
         hub_tqdm.progress_bar_states.update(before[2])
         (ds_utils.disable_progress_bars if before[1] else ds_utils.enable_progress_bars)()
     assert state() == before
+
+
+# ---------------------------------------------------------------- transformers' load report for BERTScore's encoder
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _encoder_load_reports(tmp_path, drop_encoder_weight: bool) -> list[str]:
+    """Save a tiny RobertaForMaskedLM and load it as a bare AutoModel, as bert-score does; the reports logged."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel, RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    RobertaForMaskedLM(RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=40)).save_pretrained(tmp_path)
+    if drop_encoder_weight:  # a real problem: a weight the encoder uses is not in the checkpoint
+        weights = load_file(tmp_path / "model.safetensors")
+        del weights[next(k for k in weights if "encoder.layer.0.output.dense.bias" in k)]
+        save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    handler = _Records()
+    log = logging.getLogger(quiet.LOAD_REPORT_LOGGER)
+    log.addHandler(handler)
+    try:
+        AutoModel.from_pretrained(tmp_path)
+    finally:
+        log.removeHandler(handler)
+    return [m for m in handler.messages if "LOAD REPORT" in m]
+
+
+def test_bertscores_unused_head_report_is_dropped_and_a_real_problem_kept(tmp_path):
+    quiet.install()
+    assert _encoder_load_reports(tmp_path / "ok", drop_encoder_weight=False) == []
+    kept = _encoder_load_reports(tmp_path / "broken", drop_encoder_weight=True)
+    assert len(kept) == 1 and "encoder.layer.0.output.dense.bias" in kept[0] and "lm_head" in kept[0], kept
+
+
+def test_without_the_filter_transformers_does_report_the_unused_head(tmp_path):
+    log = logging.getLogger(quiet.LOAD_REPORT_LOGGER)
+    filters = [f for f in log.filters if isinstance(f, quiet._DropUnusedHeadReport)]
+    for f in filters:
+        log.removeFilter(f)
+    try:
+        reports = _encoder_load_reports(tmp_path, drop_encoder_weight=False)
+    finally:
+        for f in filters:
+            log.addFilter(f)
+    assert len(reports) == 1 and quiet.is_unused_head_report(reports[0]), reports  # what the filter is written for
