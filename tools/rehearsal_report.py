@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from robust_report import junit_results, printed_text  # noqa: E402
+from robust_report import printed_text, run_table  # noqa: E402
 
 from coursekit.course import notebook_paths  # noqa: E402
 
@@ -30,30 +30,20 @@ def skipped_checks(notebook: Path) -> list[str]:
 
 
 def report(root: Path) -> tuple[str, bool]:
-    names = sorted({p.stem for prof in PROFILES for p in (root / prof).glob("*.ipynb")}
-                   | {p.stem for p in notebook_paths()})
-    ok, total, reasons = True, 0, {}
-    lines = ["| notebook | " + " | ".join(PROFILES) + " |", "| --- |" + " --- |" * len(PROFILES)]
-    for name in names:
-        cells = []
-        for prof in PROFILES:
-            xml = root / prof / "junit.xml"
-            results = junit_results(xml) if xml.exists() else {}
-            hit = next((v for k, v in results.items() if k.startswith(name)), None)
-            if hit is None:
-                cells.append("not run")
-                ok = False
-                continue
-            passed, seconds = hit
-            ok &= passed
-            skips = skipped_checks(root / prof / f"{name}.ipynb")
-            total += len(skips)
-            if skips:
-                reasons.setdefault(name, set()).update(skips)
-            cells.append(f"{'pass' if passed else 'FAIL'} · {seconds:.0f} s · {len(skips)} skipped")
-        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    names = {p.stem for prof in PROFILES for p in (root / prof).glob("*.ipynb")} | {p.stem for p in notebook_paths()}
+    reasons: dict[str, set[str]] = {}
+    total = 0
+
+    def cell(name: str, prof: str, passed: bool, seconds: float) -> str:
+        nonlocal total
+        skips = skipped_checks(root / prof / f"{name}.ipynb")
+        total += len(skips)
+        reasons.setdefault(name, set()).update(skips)
+        return f"{'pass' if passed else 'FAIL'} · {seconds:.0f} s · {len(skips)} skipped"
+
+    lines, ok = run_table(root, PROFILES, names, cell)
     lines += ["", f"Scale-only checks skipped: {total} in all."]
-    lines += [f"- `{name}`: " + "; ".join(sorted(why)) for name, why in sorted(reasons.items())]
+    lines += [f"- `{name}`: " + "; ".join(sorted(why)) for name, why in sorted(reasons.items()) if why]
     return "\n".join(lines), ok
 
 

@@ -14,6 +14,7 @@ import json
 import re
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 PERTURBATIONS = ("default", "threads2", "seed1", "seed2")
@@ -58,26 +59,37 @@ def key_figure(name: str, notebook: Path) -> str:
     return match.group(1) if match else "?"
 
 
-def notebook_table(root: Path) -> tuple[str, bool]:
-    names = sorted({p.stem for d in PERTURBATIONS for p in (root / d).glob("*.ipynb")} | set(KEY_FIGURES))
+def run_table(root: Path, columns: Sequence[str], names: Iterable[str], cell: Callable[[str, str, bool, float], str],
+              label: Callable[[str], str] = lambda name: f"`{name}`") -> tuple[list[str], bool]:
+    """A Markdown table, one row per notebook and one column per run (``root/<column>/junit.xml``).
+
+    ``cell(name, column, passed, seconds)`` writes a cell; a notebook missing from a run reads "not run".
+    The flag is False when any run failed or is missing.
+    """
     ok = True
-    head = "| notebook (key figure) | " + " | ".join(PERTURBATIONS) + " |"
-    lines = [head, "| --- |" + " --- |" * len(PERTURBATIONS)]
-    for name in names:
+    lines = ["| notebook | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    results = {col: junit_results(root / col / "junit.xml") if (root / col / "junit.xml").exists() else {}
+               for col in columns}
+    for name in sorted(set(names)):
         cells = []
-        for pert in PERTURBATIONS:
-            xml = root / pert / "junit.xml"
-            results = junit_results(xml) if xml.exists() else {}
-            hit = next((v for k, v in results.items() if k.startswith(name)), None)
-            if hit is None:
-                cells.append("not run")
-                ok = False
-                continue
-            passed, seconds = hit
-            ok &= passed
-            figure = key_figure(name, root / pert / f"{name}.ipynb")
-            cells.append(f"{'pass' if passed else 'FAIL'} · {figure} · {seconds:.0f} s")
-        lines.append(f"| `{name}` ({KEY_FIGURES.get(name, ('', ''))[0]}) | " + " | ".join(cells) + " |")
+        for col in columns:
+            hit = next((v for k, v in results[col].items() if k.startswith(name)), None)
+            ok &= hit is not None and hit[0]
+            cells.append("not run" if hit is None else cell(name, col, *hit))
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+    return lines, ok
+
+
+def notebook_table(root: Path) -> tuple[str, bool]:
+    names = {p.stem for d in PERTURBATIONS for p in (root / d).glob("*.ipynb")} | set(KEY_FIGURES)
+
+    def cell(name: str, pert: str, passed: bool, seconds: float) -> str:
+        figure = key_figure(name, root / pert / f"{name}.ipynb")
+        return f"{'pass' if passed else 'FAIL'} · {figure} · {seconds:.0f} s"
+
+    lines, ok = run_table(root, PERTURBATIONS, names, cell,
+                          label=lambda name: f"`{name}` ({KEY_FIGURES.get(name, ('', ''))[0]})")
+    lines[0] = lines[0].replace("| notebook |", "| notebook (key figure) |", 1)
     return "\n".join(lines), ok
 
 
