@@ -86,6 +86,10 @@ class Profile:
     rehearsal: bool = False  # colab/full models and code, smoke-sized work (see the module docstring)
     skipped: list[str] = field(default_factory=list, compare=False)  # the at_scale checks a rehearsal skipped
 
+    def __post_init__(self) -> None:
+        # smoke's sizes are its real sizes: a smoke "rehearsal" is a plain smoke run
+        object.__setattr__(self, "rehearsal", self.rehearsal and self.name != "smoke")
+
     @property
     def offline(self) -> bool:
         """True when the lesson must use only packaged, offline assets."""
@@ -100,13 +104,13 @@ class Profile:
 
         A rehearsal takes ``rehearsal`` where given, else the smoke value.
         """
-        if self.rehearsal and self.name != "smoke":
+        if self.rehearsal:
             return smoke if rehearsal is None else rehearsal
         return self.pick(smoke=smoke, colab=colab, full=full)
 
     def at_scale(self, what: str) -> bool:
         """Whether to run a check that holds only at this profile's real sizes; a rehearsal skips it, saying so."""
-        if not self.rehearsal or self.name == "smoke":
+        if not self.rehearsal:
             return True
         self.skipped.append(what)
         print(f"{SKIP_LINE} ({len(self.skipped)} so far): {what}")
@@ -118,7 +122,7 @@ class Profile:
             f"{self.precision.name} ({self.precision.reason})"
         )
         line += f" · {self.fallback}" if self.fallback else ""
-        if self.rehearsal and self.name != "smoke":
+        if self.rehearsal:
             line += " · rehearsal: this profile's models and code, smoke-sized work, scale-only checks skipped"
         return line
 

@@ -11,10 +11,6 @@ def _skips(*what: str) -> str:
     return "".join(f"{runtime.SKIP_LINE} ({i + 1} so far): {w}\n" for i, w in enumerate(what))
 
 
-def test_the_report_reads_the_line_the_profile_prints():
-    assert report.SKIP_LINE == runtime.SKIP_LINE
-
-
 def test_table_counts_skips_and_fails_on_a_failed_or_missing_run(tmp_path):
     write_run(tmp_path / "colab", "02_peft_lora", True, 61.2, _skips("the loss halves", "MAE falls"))
     write_run(tmp_path / "full", "02_peft_lora", False, 61.2, _skips("the loss halves"))

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robust_report import printed_text, run_table  # noqa: E402
 
 from coursekit.course import notebook_paths  # noqa: E402
+from coursekit.runtime import SKIP_LINE  # noqa: E402  (the line Profile.at_scale prints)
 
 PROFILES = ("colab", "full")
-SKIP_LINE = "rehearsal: skipped a check that needs real scale"  # = coursekit.runtime.SKIP_LINE
 
 
 def skipped_checks(notebook: Path) -> list[str]:
