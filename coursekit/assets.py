@@ -31,19 +31,18 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coursekit.runtime import Profile
+from coursekit.hub import AssetError, hub_error, offline_env, use_hub
+from coursekit.runtime import Profile, cache_dir
 
 if TYPE_CHECKING:
     import tiktoken
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ASSET_VERSION = "1"  # bump to rebuild every cached asset
 
 # name -> (python module holding it, the exact pip command that installs it)
 PACKAGED: dict[str, tuple[str, str]] = {
@@ -59,14 +58,6 @@ HUB_MODELS: dict[str, dict[str, str]] = {
     "qlora_base": {"colab": "Qwen/Qwen3-0.6B", "full": "meta-llama/Llama-3.2-3B"},
     "bertscore": {"colab": "roberta-large", "full": "roberta-large"},
 }
-HUB_DATASETS: dict[str, str] = {
-    "alpaca": "tatsu-lab/alpaca",
-    "prices": "ed-donner/items_prompts_lite",
-    "stories": "jaydenccc/AI_Storyteller_Dataset",
-    "medical": "OpenMed/Medical-Reasoning-SFT-GPT-OSS-120B",
-    "fineweb": "HuggingFaceFW/fineweb-edu",
-    "hellaswag": "Rowan/hellaswag",
-}
 SMOKE_MODELS: dict[str, str] = {
     "chat": "packaged:smollm2",
     "storyteller": "packaged:smollm2",
@@ -78,18 +69,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-class AssetError(RuntimeError):
-    """An asset is missing or cannot be fetched; the message says how to fix it."""
-
-
-def cache_dir() -> Path:
-    """``$COURSEKIT_CACHE``, else ``~/.cache/coursekit``."""
-    root = os.environ.get("COURSEKIT_CACHE") or Path.home() / ".cache" / "coursekit"
-    path = Path(root) / f"v{ASSET_VERSION}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def package_folder(name: str) -> Path:
@@ -171,12 +150,6 @@ GPT2_FILES = Path(__file__).parent / "gpt2_tokenizer"
 GPT2_PAT_STR = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 _GPT2_URLS = tuple(f"https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/{name}"
                    for name in ("vocab.bpe", "encoder.json"))
-_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-
-
-def _offline_env() -> bool:
-    """Whether the environment marks this process offline (``HF_HUB_OFFLINE`` and kin)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
 
 
 def _tiktoken_has_gpt2() -> bool:
@@ -236,7 +209,7 @@ def gpt2_encoding() -> tiktoken.Encoding:
     """
     import tiktoken
 
-    if _tiktoken_has_gpt2() or (not _offline_env() and _reachable(_GPT2_URLS[1])):
+    if _tiktoken_has_gpt2() or (not offline_env() and _reachable(_GPT2_URLS[1])):
         try:
             return tiktoken.get_encoding("gpt2")
         except Exception:  # a dropped download or a bad cached file: the local copy still works
@@ -326,73 +299,6 @@ def resolve(spec: str) -> Path | str:
     return {"smollm2": smollm2_path, "minilm": minilm_path}[name]()
 
 
-OFFLINE_HINT = ("Connect to the internet, or use the offline smoke profile: run `%env COURSEKIT_PROFILE=smoke` in a "
-                "cell (`export COURSEKIT_PROFILE=smoke` in a shell), then rerun from the profile cell.")
-
-
-@functools.lru_cache(maxsize=1)
-def hub_status() -> str:
-    """``""`` when the Hugging Face Hub answers, else why not. Checked once per process, in 3 s at most.
-
-    >>> import os
-    >>> os.environ["HF_HUB_OFFLINE"] = "1"; hub_status.cache_clear()
-    >>> hub_status()
-    'offline mode is on (HF_HUB_OFFLINE)'
-    """
-    import requests
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or _offline_env():
-        return "offline mode is on (HF_HUB_OFFLINE)"
-    try:
-        requests.head(constants.ENDPOINT, timeout=3)  # any HTTP answer, even an error status, means reachable
-    except requests.RequestException as err:
-        return f"{constants.ENDPOINT} did not answer ({type(err).__name__})"
-    return ""
-
-
-def use_hub() -> None:
-    """Before a Hub download: if the Hub is unreachable, switch to offline mode once, saying so in one line.
-
-    Offline, models and datasets already in the local cache still load, and anything
-    else fails at once instead of after a minute of retries per file.
-    """
-    from huggingface_hub import constants
-
-    status = hub_status()
-    if not status or constants.HF_HUB_OFFLINE:
-        return
-    print(f"The Hugging Face Hub is unreachable: {status}. Using only what is in the local cache.")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # for libraries imported later and for subprocesses
-    constants.HF_HUB_OFFLINE = True  # huggingface_hub and transformers read it at each call
-    if "datasets" in sys.modules:
-        sys.modules["datasets"].config.HF_HUB_OFFLINE = True
-
-
-def hub_error(name: str, err: Exception) -> AssetError:
-    """The one-line ``AssetError`` for a Hub model or dataset that did not load, naming the fix."""
-    text = str(err)
-    if "gated" in text.lower() or "401" in text or "403" in text:
-        hint = "It is gated: accept its licence on the Hub and set HF_TOKEN (or run `huggingface-cli login`)."
-    else:
-        status = hub_status()
-        where = f"The Hugging Face Hub is unreachable ({status}) and it is not in the local cache." if status else (
-            "It is neither a local folder nor on the Hugging Face Hub: check the name.")
-        hint = f"{where} {OFFLINE_HINT}" if status else where
-    return AssetError(f"Could not load '{name}'. {hint}\n(underlying error: {type(err).__name__}: {text[:300]})")
-
-
-def load_hub_dataset(path: str, *args: Any, **kwargs: Any) -> Any:
-    """``datasets.load_dataset`` for a Hub dataset, with the unreachable-Hub check and a clear ``AssetError``."""
-    from datasets import load_dataset
-
-    use_hub()
-    try:
-        return load_dataset(path, *args, **kwargs)
-    except (ConnectionError, OSError, ValueError) as err:  # datasets raises all three for "not reachable/cached"
-        raise hub_error(path, err) from None
-
-
 def load_causal_lm(name: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local folder or Hub id, with a clear error if unreachable."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -418,12 +324,3 @@ def check(warm: bool = True) -> dict[str, str]:
             found[f"tiny-{kind}"] = str(tiny_model_path(kind))
     return found
 
-
-if __name__ == "__main__":
-    import sys
-
-    try:
-        for name, where in check(warm="--check" in sys.argv).items():
-            print(f"[coursekit] asset {name}: {where}")
-    except AssetError as err:
-        sys.exit(f"[coursekit] {err}")

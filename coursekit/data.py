@@ -1,9 +1,12 @@
 """Offline corpora and seeded datasets with known answers.
 
-Two kinds of data, both available without a network:
+Three kinds of data, all available without a network:
 
 * **Corpora that ship with Python**: the pydoc topic help (English technical
   prose) and the standard library's own sources (code).
+* **Texts written for the course**: a Chinese story with its English
+  translation, paragraph by paragraph, and multilingual strings that a
+  byte-level tokenizer must round-trip (``MULTILINGUAL_SAMPLES``).
 * **Generated datasets** whose answers are known, so that learning is
   measurable. Each generator is seeded; ``write_all()`` writes them to
   ``data/*.jsonl`` and regenerating gives byte-identical files::
@@ -12,6 +15,7 @@ Two kinds of data, both available without a network:
     >>> [m["content"] for m in rows[0]["messages"][1:]]  # the answer is computed, so right
     ['What is 99 + 55?', '154']
 
+The Hub datasets of the colab and full profiles are named once, in ``HUB_DATASETS``.
 Load a written file with the Hub's own API::
 
     >>> ds = load_jsonl("arithmetic")   # datasets.load_dataset("json", ...)
@@ -22,12 +26,23 @@ from __future__ import annotations
 import json
 import random
 import sysconfig
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from coursekit.runtime import cache_dir
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SYSTEM_PROMPT = "You are a concise assistant. Answer with the result only."
+# The Hub datasets the colab and full profiles use, by role (the stand-in Hub builds one of each)
+HUB_DATASETS: dict[str, str] = {
+    "alpaca": "tatsu-lab/alpaca",
+    "prices": "ed-donner/items_prompts_lite",
+    "stories": "jaydenccc/AI_Storyteller_Dataset",
+    "medical": "OpenMed/Medical-Reasoning-SFT-GPT-OSS-120B",
+    "fineweb": "HuggingFaceFW/fineweb-edu",
+    "hellaswag": "Rowan/hellaswag",
+}
 
 
 # ---------------------------------------------------------------- corpora
@@ -134,25 +149,6 @@ def product_rows(n: int, seed: int = 2) -> list[dict[str, Any]]:
     return rows
 
 
-_HEROES = ["a young fox", "an old sailor", "a curious robot", "a shy dragon", "a brave baker"]
-_PLACES = ["a misty forest", "a busy harbour", "a quiet library", "a mountain village", "a desert city"]
-_GOALS = ["find a lost key", "win the spring race", "learn to sing", "fix a broken clock", "make a friend"]
-
-
-def story_rows(n: int, seed: int = 3) -> list[dict[str, Any]]:
-    """Synopsis → story pairs; every story names the synopsis' hero, place and goal."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        hero, place, goal = rng.choice(_HEROES), rng.choice(_PLACES), rng.choice(_GOALS)
-        synopsis = f"{hero.capitalize()} in {place} wants to {goal}."
-        story = (f"Once upon a time, in {place}, there lived {hero}. Every day the hero dreamed "
-                 f"of a single thing: to {goal}. After many tries and one good friend's help, "
-                 f"the hero managed to {goal} at last, and everyone in {place} cheered.")
-        rows.append({"synopsis": synopsis, "story": story})
-    return rows
-
-
 _MC_TEMPLATES = [
     ("{name} fills a glass with water. {name}", "drinks the water slowly.",
      ["paints the ceiling blue.", "sings to the refrigerator.", "folds the water into a square."]),
@@ -184,7 +180,6 @@ DATASETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "arithmetic": lambda: arithmetic_rows(400),
     "units": lambda: unit_rows(200),
     "products": lambda: product_rows(300),
-    "stories": lambda: story_rows(120),
     "hellaswag_mc": lambda: multiple_choice_rows(64),
 }
 
@@ -216,14 +211,12 @@ def dataset_path(name: str, data_dir: Path | str = DATA_DIR) -> Path:
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}.")
     if Path(data_dir) == DATA_DIR and not DATA_DIR.is_dir():
-        from coursekit.assets import cache_dir
-
         data_dir = cache_dir() / "data"
         if not (data_dir / f"{name}.jsonl").exists():
             write_all(data_dir)
     path = Path(data_dir) / f"{name}.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing. Regenerate it with: python -m coursekit.data")
+        raise FileNotFoundError(f"{path} is missing. Regenerate it with: python -m coursekit.make_data")
     return path
 
 
@@ -234,10 +227,76 @@ def load_jsonl(name: str, data_dir: Path | str = DATA_DIR) -> Any:
     return load_dataset("json", data_files=str(dataset_path(name, data_dir)), split="train")
 
 
-def main() -> None:
-    for path in write_all():
-        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+# ---------------------------------------------------------------- texts written for the course
+# A Chinese story and its paragraph-by-paragraph English translation (the project's own, so no licence
+# questions): "how many tokens for the same content?" is then a fair question.
+CHINESE_PARAGRAPHS: tuple[str, ...] = (
+    "江南的小镇上有一条清澈的小河，河边住着一位会做茶的老人。每天清晨，太阳还没有升起，"
+    "他就把炉子点着，烧一壶山泉水。镇上的人都说，他泡的茶有一种特别的香味，喝了以后心里很安静。",
+    "老人有一个孙女，名叫小雨。小雨喜欢读书，也喜欢问问题。她常常问爷爷：“为什么同样的茶叶，"
+    "别人泡出来的味道不一样？”爷爷笑着说：“水的温度、时间的长短，还有泡茶人的心情，都会改变茶的味道。”",
+    "后来，小雨去城里的大学学习计算机。她第一次知道，电脑并不认识汉字，它只认识数字。"
+    "每一个字都要先变成一串字节，再由程序把常见的字节组合成更大的单位。这个过程叫做分词，是训练语言模型的第一步。",
+    "小雨发现，很多分词器是用英文资料训练的。英文单词常常只需要一个词元，而一个汉字却可能被切成两三个碎片。"
+    "同样一句话，用中文写出来，模型要读的词元反而更多，计算的成本也更高。",
+    "于是她决定用中文文章训练一个自己的分词器。她收集了小说、新闻和家乡的故事，让程序反复统计最常见的相邻字节，"
+    "然后把它们合并。几千次合并之后，“我们”、“时候”、“学习”这样的常用词都变成了一个词元。",
+    "放假回家的时候，小雨把这件事讲给爷爷听。爷爷想了想，说：“这和泡茶很像。先认识每一片叶子，"
+    "再知道哪些叶子放在一起最好。”小雨笑了，她觉得爷爷说得很有道理。",
+    "第二年春天，河边的柳树又绿了。小雨带着笔记本电脑回到小镇，在茶馆里给孩子们讲语言模型的故事。"
+    "孩子们听得很认真，有人问：“电脑也会喝茶吗？”大家都笑了起来。",
+    "小雨知道，好的工具要为使用它的人服务。一个只懂英文的分词器，对说中文的人并不公平。"
+    "她希望将来的模型能够平等地对待每一种语言，让每个人都能用自己的母语和机器交流。",
+)
+
+ENGLISH_PARAGRAPHS: tuple[str, ...] = (
+    "In a small town south of the river there is a clear stream, and by the stream lives an old man who "
+    "makes tea. Every morning, before the sun is up, he lights the stove and boils a pot of spring water. "
+    "People in the town say that his tea has a special fragrance, and that after drinking it the heart feels calm.",
+    "The old man has a granddaughter called Xiaoyu. Xiaoyu loves to read and loves to ask questions. She often "
+    "asks her grandfather: \"Why does the same tea taste different when other people make it?\" Grandfather "
+    "smiles and says: \"The temperature of the water, the length of the time, and the mood of the person "
+    "making it all change the taste of the tea.\"",
+    "Later, Xiaoyu went to university in the city to study computing. For the first time she learned that a "
+    "computer does not know Chinese characters; it only knows numbers. Every character must first become a "
+    "string of bytes, and then a program groups common bytes into larger units. This process is called "
+    "tokenization, and it is the first step in training a language model.",
+    "Xiaoyu found that many tokenizers were trained on English material. An English word often needs only one "
+    "token, while a Chinese character may be cut into two or three fragments. The same sentence written in "
+    "Chinese gives the model more tokens to read, and the cost of computing is higher too.",
+    "So she decided to train a tokenizer of her own on Chinese writing. She collected novels, news and stories "
+    "from her home town, and let the program count the most common adjacent bytes again and again, then merge "
+    "them. After a few thousand merges, common words such as \"we\", \"when\" and \"study\" had each become a "
+    "single token.",
+    "When she went home for the holidays, Xiaoyu told her grandfather about it. Grandfather thought for a "
+    "moment and said: \"This is a lot like making tea. First you get to know every leaf, then you learn which "
+    "leaves go best together.\" Xiaoyu laughed; she felt her grandfather was quite right.",
+    "The next spring, the willows by the stream turned green again. Xiaoyu came back to the town with her "
+    "laptop and told the children in the tea house the story of language models. The children listened "
+    "carefully, and someone asked: \"Can computers drink tea too?\" Everyone burst out laughing.",
+    "Xiaoyu knew that a good tool should serve the people who use it. A tokenizer that only understands "
+    "English is not fair to people who speak Chinese. She hoped that future models would treat every "
+    "language equally, so that everyone could talk to machines in their own mother tongue.",
+)
+
+# Strings a byte-level tokenizer must give back exactly: scripts, emoji sequences, accents, code.
+MULTILINGUAL_SAMPLES: dict[str, str] = {
+    "chinese": "分词是训练语言模型的第一步。",
+    "japanese": "東京は日本の首都です。ひらがなとカタカナ、そして漢字。",
+    "korean": "안녕하세요, 세계!",
+    "arabic": "مرحبا بالعالم",
+    "emoji_zwj": "family 👨‍👩‍👧‍👦, flag 🇯🇵, skin tone 👍🏽, rainbow flag 🏳️‍🌈",
+    "accents_composed": "café naïve résumé Ångström",
+    "accents_decomposed": "cafe\u0301 nai\u0308ve",  # e + combining acute: looks the same, different bytes
+    "code_indentation": "def f(x):\n    if x:\n\t\treturn [x ** 2  for _ in range(3)]\n    return None\n",
+    "whitespace": "  leading, trailing   \n\n\r\n\t end  ",
+    "math_and_symbols": "∑ᵢ xᵢ² ≤ ∞ — “quotes” ‹›  ½ € ₹",
+}
 
 
-if __name__ == "__main__":
-    main()
+def split_paragraphs(paragraphs: Sequence[str], held_out: int = 2) -> tuple[str, str]:
+    """Join all but the last ``held_out`` paragraphs (training text) and the rest (test text)."""
+    if not 0 < held_out < len(paragraphs):
+        raise ValueError(f"held_out must be between 1 and {len(paragraphs) - 1}, got {held_out}.")
+    return "\n".join(paragraphs[:-held_out]), "\n".join(paragraphs[-held_out:])
+

@@ -1,4 +1,4 @@
-"""QLoRA helpers for lesson 05: bytes per parameter, memory footprints, price MAE, a safe push_to_hub.
+"""QLoRA helpers for lesson 05: bytes per parameter, memory footprints, price MAE.
 
 * **Bytes per parameter** (the course notes' table) and the training memory of full
   fine-tuning, LoRA and QLoRA by model size::
@@ -20,20 +20,16 @@
     1299.0
     >>> price_mae(["$90", "no idea"], [100.0, 50.0])["mae"]     # (10 + 50) / 2
     30.0
-
-* **push_adapter**: pushes only when ``HF_TOKEN`` is set, otherwise prints one
-  line saying it skipped; the token is never printed.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "bnb_config", "embeddings_quantized", "measure_footprints",
-           "nf4_bytes_per_param", "parse_price", "peak_memory_gb", "price_mae", "push_adapter", "quant_state_bytes",
+           "nf4_bytes_per_param", "parse_price", "peak_memory_gb", "price_mae", "quant_state_bytes",
            "training_gb"]
 
 NF4_BLOCK = 64  # weights per absmax scale (bitsandbytes' 4-bit blocksize)
@@ -246,28 +242,3 @@ def price_mae(generations: Sequence[str], truths: Sequence[float], unparseable: 
     errors = [abs(p - t) for p, t in zip(preds, truths)]
     n = max(len(errors), 1)
     return {"mae": sum(errors) / n, "parsed": sum(p is not None for p in parsed) / n, "predictions": preds}
-
-
-# ================================================================ push_to_hub guard
-def push_adapter(model: Any, repo_id: str, env: Mapping[str, str] | None = None,
-                 print_fn: Callable[[str], Any] = print, private: bool = True) -> bool:
-    """``model.push_to_hub(repo_id)`` when ``HF_TOKEN`` is set, else one line saying it was skipped.
-
-    The token goes to the Hub client only; no message contains it (errors are reported by type).
-
-    >>> push_adapter(None, "me/price-adapter", env={})     # no HF_TOKEN: nothing is sent
-    push_to_hub skipped: HF_TOKEN is not set (would push the adapter to me/price-adapter).
-    False
-    """
-    env = os.environ if env is None else env
-    token = env.get("HF_TOKEN", "").strip()
-    if not token:
-        print_fn(f"push_to_hub skipped: HF_TOKEN is not set (would push the adapter to {repo_id}).")
-        return False
-    try:
-        model.push_to_hub(repo_id, token=token, private=private)
-    except Exception as err:  # noqa: BLE001 - report the failure without echoing anything that holds the token
-        print_fn(f"push_to_hub to {repo_id} failed ({type(err).__name__}); HF_TOKEN was set (not shown).")
-        return False
-    print_fn(f"pushed the adapter to https://huggingface.co/{repo_id} (HF_TOKEN set, not shown).")
-    return True

@@ -46,6 +46,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from coursekit.hub import check_access
 from coursekit.runtime import Precision, get_device
 from coursekit.sft import (FIELD_NAMES, FORMATS, DataError, SFTRun, convert_rows, held_out_split, lora_config,
                            prepare_dataset, resolve_precision, score_answers, train)
@@ -54,7 +55,6 @@ __all__ = [
     "DatasetSpec",
     "Recipe",
     "RecipeError",
-    "check_access",
     "describe",
     "load_model",
     "load_recipe",
@@ -237,7 +237,7 @@ def load_recipe_dataset(spec: DatasetSpec) -> Any:
     elif Path(spec.path).suffix in _BUILDERS:
         raise RecipeError(f"Dataset file {spec.path!r} not found (looked in {Path.cwd()} and the repository).")
     else:
-        from coursekit.assets import load_hub_dataset
+        from coursekit.hub import load_hub_dataset
 
         ds = load_hub_dataset(spec.path, spec.name, split=spec.split)  # an unreachable Hub: a clear AssetError
     missing = {k: v for k, v in spec.fields.items() if v not in ds.column_names}
@@ -267,24 +267,6 @@ def resolve_model_name(spec: str) -> str:
     if spec.startswith("tiny:"):
         return str(assets.tiny_model_path(spec.split(":", 1)[1]))
     return str(assets.resolve(spec))
-
-
-GATED_PREFIXES = ("meta-llama/",)
-
-
-def _hf_token() -> str | None:
-    from huggingface_hub import get_token
-
-    return get_token()
-
-
-def check_access(name: str) -> None:
-    """A gated Hub model without a token fails here, before any download, naming HF_TOKEN."""
-    if name.startswith(GATED_PREFIXES) and not _hf_token():
-        from coursekit.assets import AssetError
-
-        raise AssetError(f"'{name}' is gated: accept its licence on the Hub, then set HF_TOKEN "
-                         "(or run `huggingface-cli login`). No token was found.")
 
 
 def _bnb_problem(device: str) -> str | None:

@@ -28,13 +28,15 @@ checks that only hold at real scale; a rehearsal skips them, each with a printed
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
 import platform
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -73,6 +75,14 @@ class Precision:
     def fp16(self) -> bool:
         return self.name == "fp16"
 
+    def autocast(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        """``torch.autocast`` in this precision on ``device`` (``"cuda:1"`` works too); fp32: no autocast."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(device_type=device.split(":")[0], dtype=self.dtype)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -89,6 +99,28 @@ class Profile:
     def __post_init__(self) -> None:
         # smoke's sizes are its real sizes: a smoke "rehearsal" is a plain smoke run
         object.__setattr__(self, "rehearsal", self.rehearsal and self.name != "smoke")
+
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype to load weights in: the precision's (``torch.float32`` on a CPU)."""
+        return self.precision.dtype
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision for a forward pass: ``with P.autocast(): loss = model(x)``; fp32: a no-op."""
+        return self.precision.autocast(self.device)
+
+    def place(self, model: Any) -> Any:
+        """``model`` on this profile's device; a model placed at load time (``device_map``) stays where it is."""
+        if getattr(model, "hf_device_map", None) is not None:
+            return model
+        return model.to(self.device)
+
+    def asking(self, *, bf16: bool | str = "auto", fp16: bool = False) -> Profile:
+        """This profile with the precision a recipe asks for (``bf16: auto|true|false``, ``fp16``).
+
+        ``auto`` keeps the profile's; a request this device cannot honour falls back, in one printed line.
+        """
+        return replace(self, precision=requested_precision(self.precision, self.device, bf16, fp16))
 
     @property
     def offline(self) -> bool:
@@ -193,6 +225,27 @@ def pick_precision(device: str | None = None) -> Precision:
     return Precision("fp32", "no CUDA: fp32 on CPU")
 
 
+def requested_precision(best: Precision, device: str, bf16: bool | str = "auto", fp16: bool = False) -> Precision:
+    """The precision to train in when a recipe asks: ``fp16: true`` wins over ``bf16: auto``; ``bf16: auto``
+    alone keeps ``best``; bf16 where the GPU lacks it → fp16, and anything on a CPU → ``best``, each said in
+    one printed line."""
+    if fp16 and bf16 in ("auto", False):
+        want = "fp16"
+    elif bf16 == "auto":
+        return best
+    elif bf16 is False:
+        return Precision("fp32", "bf16: false, fp16: false")
+    else:
+        want = "bf16"
+    if device != "cuda":
+        print(f"{want} asked for, but there is no CUDA GPU: training in {best.name} ({best.reason})")
+        return best
+    if want == "bf16" and not best.bf16:
+        print("bf16 asked for, but this GPU has no native bf16: falling back to fp16 (with loss scaling)")
+        return Precision("fp16", "bf16 requested; GPU lacks it")
+    return Precision(want, f"{want} requested")
+
+
 def get_profile(name: str | None = None, *, verbose: bool = True) -> Profile:
     """Choose the profile: ``name``, else ``$COURSEKIT_PROFILE``, else from the machine.
 
@@ -214,6 +267,17 @@ def get_profile(name: str | None = None, *, verbose: bool = True) -> Profile:
     if verbose:
         print(profile.summary())
     return profile
+
+
+CACHE_VERSION = "1"  # bump to rebuild every cached asset
+
+
+def cache_dir() -> Path:
+    """``$COURSEKIT_CACHE``, else ``~/.cache/coursekit``: converted models, tiny models, regenerated data."""
+    root = os.environ.get("COURSEKIT_CACHE") or Path.home() / ".cache" / "coursekit"
+    path = Path(root) / f"v{CACHE_VERSION}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 SEED_VAR = "COURSEKIT_SEED"

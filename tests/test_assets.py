@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from coursekit import assets
+from coursekit import assets, hub
 from coursekit.runtime import get_profile
 
 
@@ -81,7 +81,7 @@ def test_unreachable_hub_is_detected_once_and_fails_fast(monkeypatch, capsys):
         raise requests.ConnectionError("no route to host")
 
     monkeypatch.setattr(requests, "head", no_network)
-    assets.hub_status.cache_clear()
+    hub.hub_status.cache_clear()
     try:
         start = time.perf_counter()
         for _ in range(2):
@@ -89,7 +89,7 @@ def test_unreachable_hub_is_detected_once_and_fails_fast(monkeypatch, capsys):
                 assets.load_causal_lm("Qwen/Qwen3-0.6B-not-in-any-cache")
         seconds = time.perf_counter() - start
     finally:
-        assets.hub_status.cache_clear()
+        hub.hub_status.cache_clear()
     assert len(probes) == 1 and constants.HF_HUB_OFFLINE, probes
     assert seconds < 20, f"two failed loads took {seconds:.1f} s: the Hub was retried"
     assert capsys.readouterr().out.count("The Hugging Face Hub is unreachable") == 1
@@ -107,5 +107,5 @@ def test_conversion_is_atomic(tmp_path):
 
 
 def test_cli_check_lists_assets():
-    out = subprocess.run([sys.executable, "-m", "coursekit.assets"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "coursekit.warm"], capture_output=True, text=True, check=True)
     assert "asset smollm2" in out.stdout and "asset cl100k" in out.stdout

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from coursekit.bpe import BPETokenizer, best_pair, fast_merges, get_stats, merge, naive_merges, token_pieces
 from coursekit.data import pydoc_text
-from coursekit.texts import CHINESE_TEXT, ENGLISH_TEXT, MULTILINGUAL_SAMPLES
+from coursekit.data import CHINESE_PARAGRAPHS, ENGLISH_PARAGRAPHS, MULTILINGUAL_SAMPLES
 
 END = "<|endoftext|>"
 SPECIALS = [END, "<|im_start|>", "<|im_end|>"]
@@ -17,7 +17,7 @@ SPECIALS = [END, "<|im_start|>", "<|im_end|>"]
 @pytest.fixture(scope="module")
 def tok() -> BPETokenizer:
     """A tokenizer trained on English prose, Chinese, code-like and emoji text, with specials."""
-    text = pydoc_text()[:40_000] + CHINESE_TEXT + "".join(MULTILINGUAL_SAMPLES.values())
+    text = pydoc_text()[:40_000] + "\n".join(CHINESE_PARAGRAPHS) + "".join(MULTILINGUAL_SAMPLES.values())
     return BPETokenizer().train(text, 700, special_tokens=SPECIALS, progress=False)
 
 
@@ -46,8 +46,8 @@ def test_round_trip_samples_and_corpus(tok):
 # ---------------------------------------------------------------- exact fast training
 CORPORA = {
     "english": pydoc_text()[:8_000],
-    "chinese": CHINESE_TEXT,
-    "english_story": ENGLISH_TEXT,
+    "chinese": "\n".join(CHINESE_PARAGRAPHS),
+    "english_story": "\n".join(ENGLISH_PARAGRAPHS),
     "multilingual": "".join(MULTILINGUAL_SAMPLES.values()) * 3,
     "repetitive": "aaaa aaab abab " * 40 + "a" * 50,  # overlapping pairs and many ties
 }

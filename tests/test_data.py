@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from coursekit import data
+from coursekit import data, standin_hub
 
 
 def test_regenerating_gives_byte_identical_files(tmp_path):
     data.write_all(tmp_path)
     for name in data.DATASETS:
         shipped = (data.DATA_DIR / f"{name}.jsonl").read_bytes()
-        assert (tmp_path / f"{name}.jsonl").read_bytes() == shipped, f"data/{name}.jsonl is stale: run python -m coursekit.data"
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == shipped, f"data/{name}.jsonl is stale: run python -m coursekit.make_data"
 
 
 def test_arithmetic_answers_are_right():
@@ -42,8 +42,8 @@ def test_multiple_choice_label_points_at_the_sensible_ending():
 
 
 def test_generators_are_seeded():
-    assert data.story_rows(5, seed=1) == data.story_rows(5, seed=1)
-    assert data.story_rows(5, seed=1) != data.story_rows(5, seed=2)
+    assert standin_hub.story_rows(5, seed=1) == standin_hub.story_rows(5, seed=1)
+    assert standin_hub.story_rows(5, seed=1) != standin_hub.story_rows(5, seed=2)
 
 
 def test_corpora_ship_with_python():
@@ -66,7 +66,7 @@ def test_jsonl_lines_are_valid_json():
 def test_unknown_or_missing_dataset_errors(tmp_path):
     with pytest.raises(ValueError, match="Valid names"):
         data.dataset_path("nope")
-    with pytest.raises(FileNotFoundError, match="python -m coursekit.data"):
+    with pytest.raises(FileNotFoundError, match="python -m coursekit.make_data"):
         data.dataset_path("arithmetic", data_dir=tmp_path)
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coursekit import assets
+from coursekit import assets, hub
 
 tiktoken = pytest.importorskip("tiktoken")
 
@@ -128,7 +128,7 @@ def test_offline_env_builds_locally_without_network(monkeypatch, tmp_path, capsy
 @pytest.fixture
 def decide(monkeypatch, tmp_path):
     """Run gpt2_encoding's choice alone: both builders replaced by labels, no offline variables, empty cache."""
-    for var in assets._OFFLINE_VARS:
+    for var in hub.OFFLINE_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(assets, "_gpt2_from_files", lambda: "local")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coursekit import quant
+from coursekit import hub, quant
 from coursekit.assets import tiny_model_path
 from coursekit.lora import count_trainable
 
@@ -60,7 +60,7 @@ class FakeModel:
 def test_push_skipped_without_token(monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     model = FakeModel()
-    assert quant.push_adapter(model, "me/adapter") is False
+    assert hub.push_adapter(model, "me/adapter") is False
     out = capsys.readouterr().out
     assert model.calls == []
     assert out.count("\n") == 1 and "skipped" in out and "HF_TOKEN" in out
@@ -69,7 +69,7 @@ def test_push_skipped_without_token(monkeypatch, capsys):
 def test_push_with_token_never_prints_it(monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     model = FakeModel()
-    assert quant.push_adapter(model, "me/adapter") is True
+    assert hub.push_adapter(model, "me/adapter") is True
     captured = capsys.readouterr()
     assert model.calls == [("me/adapter", SECRET)]
     assert SECRET not in captured.out + captured.err and "me/adapter" in captured.out
@@ -77,13 +77,13 @@ def test_push_with_token_never_prints_it(monkeypatch, capsys):
 
 def test_push_failure_does_not_echo_the_token(monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    assert quant.push_adapter(FakeModel(fail=True), "me/adapter") is False
+    assert hub.push_adapter(FakeModel(fail=True), "me/adapter") is False
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err and "failed" in captured.out
 
 
 def test_blank_token_counts_as_unset(capsys):
-    assert quant.push_adapter(FakeModel(), "me/a", env={"HF_TOKEN": "  "}) is False
+    assert hub.push_adapter(FakeModel(), "me/a", env={"HF_TOKEN": "  "}) is False
     assert "skipped" in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coursekit import assets, course, recipes
+from coursekit import assets, course, hub, recipes
 from coursekit.runtime import Precision
 
 RECIPES = sorted((course.ROOT / "recipes").glob("*.yml"))
@@ -62,8 +62,8 @@ def test_bad_recipes_fail_clearly(tmp_path, change, match):
 
 def test_a_field_mapping_to_a_missing_column_names_it(tmp_path):
     spec = recipes.load_recipe(tiny_recipe(tmp_path, datasets=[
-        {"path": "data/stories.jsonl", "fields": {"prompt": "synopsis", "completion": "short_story"}}])).datasets[0]
-    with pytest.raises(recipes.RecipeError, match="'short_story'.*Its columns: synopsis, story"):
+        {"path": "data/products.jsonl", "fields": {"prompt": "description", "completion": "short_story"}}])).datasets[0]
+    with pytest.raises(recipes.RecipeError, match="'short_story'.*Its columns: description, category"):
         recipes.load_recipe_dataset(spec)
 
 
@@ -94,7 +94,7 @@ def test_qlora_recipe_loads_4bit_on_cpu(tmp_path):
 
 # ---------------------------------------------------------------- bad input: tokens, bitsandbytes
 def test_gated_model_without_token_names_hf_token(monkeypatch):
-    monkeypatch.setattr(recipes, "_hf_token", lambda: None)
+    monkeypatch.setattr(hub, "_hf_token", lambda: None)
     with pytest.raises(assets.AssetError, match="HF_TOKEN"):
         recipes.run_recipe(course.ROOT / "recipes" / "llama32_price_qlora.yml")
 
@@ -136,7 +136,7 @@ def test_cli_also_runs_as_coursekit_recipes(tmp_path):
 
 
 def test_shipped_recipes_name_the_registered_hub_datasets():
-    from coursekit.assets import HUB_DATASETS
+    from coursekit.data import HUB_DATASETS
 
     hub_paths = {d.path for f in sorted((course.ROOT / "recipes").glob("*.yml")) for d in recipes.load_recipe(f).datasets
                  if not d.path.startswith("data/")}

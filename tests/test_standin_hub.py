@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import assets, standin_hub
+from coursekit import assets, data, standin_hub
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_IDS = sorted({rid for per_profile in assets.HUB_MODELS.values() for rid in per_profile.values()})
@@ -239,8 +239,8 @@ def ok(checked, key):
 # ---------------------------------------------------------------- the registry and the layout
 def test_every_hub_id_has_a_standin():
     assert set(MODEL_IDS) <= set(standin_hub.MODELS)
-    assert set(assets.HUB_DATASETS.values()) <= set(standin_hub.DATASETS)
-    assert set(MODEL_IDS) | set(assets.HUB_DATASETS.values()) <= set(standin_hub.STANDINS)
+    assert set(data.HUB_DATASETS.values()) <= set(standin_hub.DATASETS)
+    assert set(MODEL_IDS) | set(data.HUB_DATASETS.values()) <= set(standin_hub.STANDINS)
 
 
 def test_folder_names_are_the_libraries_own():
@@ -249,7 +249,7 @@ def test_folder_names_are_the_libraries_own():
 
     for rid in MODEL_IDS:
         assert standin_hub.hub_folder(rid) == repo_folder_name(repo_id=rid, repo_type="model")
-    for rid in assets.HUB_DATASETS.values():
+    for rid in data.HUB_DATASETS.values():
         org, name = rid.split("/")
         assert standin_hub.datasets_folder(rid) == f"{org}___{camelcase_to_snakecase(name)}"
 
@@ -296,7 +296,7 @@ def test_cli_prints_every_id_and_the_exports(built):
     proc = subprocess.run([sys.executable, "-m", "coursekit.standin_hub", str(root)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for rid in [*MODEL_IDS, *assets.HUB_DATASETS.values()]:
+    for rid in [*MODEL_IDS, *data.HUB_DATASETS.values()]:
         assert rid in proc.stdout
     assert f"export HF_HUB_CACHE={root / 'hub'}" in proc.stdout and "export HF_HUB_OFFLINE=1" in proc.stdout
 
