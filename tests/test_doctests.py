@@ -12,7 +12,7 @@ import pytest
 
 import coursekit
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(coursekit.__path__))
+MODULES = sorted(m.name.removeprefix("coursekit.") for m in pkgutil.walk_packages(coursekit.__path__, "coursekit."))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -40,7 +40,7 @@ def test_token_nll_is_float64_accurate_on_a_large_vocabulary():
 
     model = FixedLogits()
     ids = torch.randint(0, 49152, (2, 12), generator=torch.Generator().manual_seed(1))
-    total, count = evals._token_nll(model, ids, torch.ones_like(ids))
+    total, count = evals.lm._token_nll(model, ids, torch.ones_like(ids))
     exact = torch.nn.functional.cross_entropy(model.logits[:, :-1].double().reshape(-1, 49152), ids[:, 1:].reshape(-1),
                                               reduction="sum").item()
     assert count == 22 and total == pytest.approx(exact, rel=1e-6)
@@ -61,7 +61,7 @@ def test_strided_nll_scores_each_target_once_with_the_right_context(tiny_llama, 
     model, tok = tiny_llama
     ids = torch.tensor([tok("import os\nprint(os.getcwd())\n" * 6)["input_ids"]])
     T, W = ids.shape[1], 16
-    total, count = evals._strided_nll(model, ids, W, stride)
+    total, count = evals.lm._strided_nll(model, ids, W, stride)
     expected, n, scored_to = 0.0, 0, 1  # target t is scored in the first window that holds it after its start
     for begin in range(0, T, stride):
         end = min(begin + W, T)
