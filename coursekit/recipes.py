@@ -1,77 +1,81 @@
-"""Axolotl-style YAML recipes for SFT: validate a recipe, load its model and data, train, and the CLI.
+"""Axolotl-style YAML recipes for SFT: validate a recipe, then load its model and data and train it.
 
-A recipe names every choice of a run in one file (``recipes/*.yml``): base
-model, datasets (path, format, field mapping), sizes, optimiser, precision,
-LoRA and k-bit loading, output folder. ``load_recipe`` checks every key, and
-a typo is an error that lists the valid keys; ``run_recipe`` then trains with
-the helpers of ``coursekit.sft``. A worked example, on a tiny random model
-(``tiny:llama``) in place of the recipe's SmolLM2::
+A recipe names every choice of a run in one file (``recipes/*.yml``): base model, datasets (path, format,
+field mapping), training settings, precision, LoRA and k-bit loading, output folder. ``load_recipe`` checks
+every key; a typo is an error naming the nearest valid key. ``run_recipe`` then trains with
+``coursekit.sft.finetune``. A worked example, on a tiny random model (``tiny:llama``) in place of the recipe's
+SmolLM2::
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> recipe = load_recipe("recipes/sft_smoke.yml", base_model="tiny:llama", sequence_len=128, max_steps=3,
+    >>> recipe = load_recipe("recipes/sft_smoke.yml", base_model="tiny:llama", max_length=128, max_steps=3,
     ...                      output_dir=out)
     >>> print(describe(recipe))                      # doctest: +ELLIPSIS
     tiny:llama (full precision) on data/units.jsonl [train]
     LoRA r=8 alpha=16 dropout=0 targets=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
-    max_steps 3, batch 4×1, lr 0.001 (constant), adamw_torch, seq 128, packing False → /tmp/...
+    max_steps 3, batch 4×1, lr 0.001 (constant), adamw_torch, max_length 128, packing False → /tmp/...
     >>> run = run_recipe(recipe, progress=False)     # LoRA adapter + tokenizer saved to recipe.output_dir
     >>> len(run.losses), sorted(run.eval_metrics)    # 24 held-out prompts scored after training
     (3, ['exact_match', 'loss', 'token_accuracy'])
-    >>> load_recipe("recipes/sft_smoke.yml", lr=1e-3)  # doctest: +ELLIPSIS
+    >>> load_recipe("recipes/sft_smoke.yml", learning_rte=1e-3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    coursekit.recipes.RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
+    coursekit.recipes.RecipeError: Unknown recipe key(s): 'learning_rte' (did you mean 'learning_rate'?). ...
 
-From the command line (``coursekit.sft`` forwards to this module's ``main``)::
+**One vocabulary.** The training settings are ``coursekit.sft.SFTSettings``, with Hugging Face's names.
+A recipe may use Axolotl's names instead; this one table maps them, at the YAML boundary only::
 
-    $ python -m coursekit.sft recipes/sft_smoke.yml
-    $ python -m coursekit.recipes recipes/qwen3_medical.yml --check  # validate only
+    >>> print(alias_table())
+    | Axolotl key | coursekit (Hugging Face) key |
+    | --- | --- |
+    | micro_batch_size | batch_size |
+    | sequence_len | max_length |
+    | num_epochs | num_train_epochs |
+    | lr_scheduler | lr_scheduler_type |
+    | optimizer | optim |
+    | sample_packing | packing |
 
-``load_in_4bit: true`` (or ``adapter: qlora``) loads the base through
-bitsandbytes (nf4 + double quantization by default, compute dtype = the
-training precision) and runs peft's ``prepare_model_for_kbit_training``;
-bitsandbytes 0.50 does this on a CPU too. Where bitsandbytes cannot run,
-one printed line says so and the model loads unquantized.
+YAML reads ``2e-4`` as a string, and ``HfArgumentParser.parse_dict`` neither converts nor checks types,
+so ``load_recipe`` gives each key the type of its default and names the key when that fails.
+
+``load_in_4bit: true`` (or ``adapter: qlora``) loads the base through bitsandbytes (nf4 + double
+quantization by default, compute dtype = the training precision) and runs peft's
+``prepare_model_for_kbit_training``; where bitsandbytes cannot run, one printed line says so and the model
+loads unquantized. The command line is ``python -m coursekit.finetune recipes/<name>.yml``.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import importlib.util
-import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from coursekit.hub import check_access
-from coursekit.runtime import Precision, get_device
-from coursekit.sft import (FIELD_NAMES, FORMATS, DataError, SFTRun, convert_rows, held_out_split, lora_config,
-                           prepare_dataset, resolve_precision, score_answers, train)
+from coursekit import assets
+from coursekit.chat import FIELD_NAMES, FORMATS, convert_rows, held_out_split, prepare_dataset
+from coursekit.data import DATA_DIR
+from coursekit.evals.answers import score_answers
+from coursekit.hub import check_access, load_hub_dataset
+from coursekit.quant import kbit_config
+from coursekit.runtime import Profile, get_profile
+from coursekit.sft import SFTRun, SFTSettings, finetune, lora_config
 
-__all__ = [
-    "DatasetSpec",
-    "Recipe",
-    "RecipeError",
-    "describe",
-    "load_model",
-    "load_recipe",
-    "load_recipe_dataset",
-    "main",
-    "quantization_config",
-    "recipe_dataset",
-    "recipe_rows",
-    "resolve_model_name",
-    "run_recipe",
-]
+__all__ = ["AXOLOTL_ALIASES", "DatasetSpec", "Recipe", "RecipeError", "alias_table", "describe", "load_model",
+           "load_recipe", "load_recipe_dataset", "quantization_config", "recipe_dataset", "recipe_rows", "resolve_model_name", "run_recipe"]
+
+# Axolotl's name -> ours (Hugging Face's). The only place the two vocabularies meet.
+AXOLOTL_ALIASES: dict[str, str] = {
+    "micro_batch_size": "batch_size",
+    "sequence_len": "max_length",
+    "num_epochs": "num_train_epochs",
+    "lr_scheduler": "lr_scheduler_type",
+    "optimizer": "optim",
+    "sample_packing": "packing",
+}
 
 
 class RecipeError(ValueError):
     """A recipe is invalid; the message says which key and what is allowed."""
-
-
 
 
 @dataclass
@@ -88,44 +92,40 @@ class DatasetSpec:
 
 @dataclass
 class Recipe:
-    """An Axolotl-style training recipe; ``load_recipe`` builds one from YAML and validates it."""
+    """A training recipe: what to train on what, and how (``training``); ``load_recipe`` builds and validates one."""
 
     base_model: str  # Hub id, local folder, "packaged:smollm2" or "tiny:llama"
     datasets: list[DatasetSpec]
     output_dir: str
+    training: SFTSettings = field(default_factory=SFTSettings)  # flat keys in the YAML
     chat_template: str = "auto"  # auto (the tokenizer's, else plain) | tokenizer | plain | chatml
     val_set_size: int = 0  # prompts held out (never trained on) and scored after training
-    sequence_len: int = 512
-    micro_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    num_epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides num_epochs
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup_steps: int = 0
-    optimizer: str = "adamw_torch"
-    weight_decay: float = 0.0
     bf16: bool | str = "auto"  # auto | true | false
     fp16: bool = False
     adapter: str = "lora"  # lora | qlora (qlora = lora on a 4-bit base)
-    lora_r: int = 8
+    lora_r: int = 8  # the defaults of sft.lora_config (tests/test_recipes.py checks they agree)
     lora_alpha: float = 16
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     lora_target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
     load_in_4bit: bool = False
     load_in_8bit: bool = False
     bnb_4bit_quant_type: str = "nf4"  # nf4 | fp4
     bnb_4bit_use_double_quant: bool = True
-    sample_packing: bool = False
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    logging_steps: int = 1
 
 
-RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
+TRAINING_KEYS = tuple(f.name for f in fields(SFTSettings))
+RECIPE_KEYS = tuple(f.name for f in fields(Recipe) if f.name != "training")
+VALID_KEYS = (*RECIPE_KEYS, *TRAINING_KEYS, *AXOLOTL_ALIASES)
 DATASET_KEYS = tuple(f.name for f in fields(DatasetSpec))
 _REQUIRED = ("base_model", "datasets", "output_dir")
 _CHOICES = {"adapter": ("lora", "qlora"), "bnb_4bit_quant_type": ("nf4", "fp4"), "bf16": ("auto", True, False)}
+_DEFAULTS = {f.name: f.default for c in (Recipe, SFTSettings) for f in fields(c) if f.default is not MISSING}
+
+
+def alias_table() -> str:
+    """``AXOLOTL_ALIASES`` as a Markdown table (the recipe docs print it)."""
+    rows = [f"| {ours} | {theirs} |" for ours, theirs in AXOLOTL_ALIASES.items()]
+    return "\n".join(["| Axolotl key | coursekit (Hugging Face) key |", "| --- | --- |", *rows])
 
 
 def _unknown(keys: Iterable[str], valid: Sequence[str], where: str) -> None:
@@ -136,8 +136,19 @@ def _unknown(keys: Iterable[str], valid: Sequence[str], where: str) -> None:
         raise RecipeError(f"Unknown {where} key(s): {', '.join(hints)}. Valid keys: {', '.join(valid)}.")
 
 
+def _canonical(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Axolotl's names → ours; the same setting under both names is an error."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = AXOLOTL_ALIASES.get(key, key)
+        if name in out:
+            raise RecipeError(f"Recipe sets {name!r} twice (as {key!r} and {name!r}): keep one.")
+        out[name] = value
+    return out
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
-    """YAML reads ``2e-4`` as a string and ``1`` as an int: give each key the type of its default."""
+    """Give a key the type of its default (YAML reads ``2e-4`` as a string and ``1`` as an int)."""
     try:
         if isinstance(default, bool) or value is None or isinstance(value, bool):
             return value
@@ -166,36 +177,50 @@ def _dataset_spec(entry: Any, i: int) -> DatasetSpec:
     return DatasetSpec(**{**entry, "fields": fmap})
 
 
-def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: Any) -> Recipe:
-    """Read a YAML file (or take a dict), validate every key, and apply ``overrides``.
+def _check_choices(values: Mapping[str, Any]) -> None:
+    """Fixed choices, and the optimizer and scheduler names transformers knows."""
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
 
-    >>> load_recipe({"base_model": "tiny:llama", "datasets": [{"path": "data/units.jsonl"}],
-    ...              "output_dir": "runs/x", "lr": 1e-3})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    coursekit.recipes.RecipeError: Unknown recipe key(s): 'lr'. Valid keys: base_model, datasets, output_dir, ...
+    choices = {**_CHOICES, "optim": tuple(e.value for e in OptimizerNames),
+               "lr_scheduler_type": tuple(e.value for e in SchedulerType)}
+    for key, allowed in choices.items():
+        if key in values and values[key] not in allowed:
+            raise RecipeError(f"Recipe key {key!r} is {values[key]!r}; valid values: {', '.join(map(str, allowed))}.")
+
+
+def _flat(recipe: Recipe) -> dict[str, Any]:
+    """A recipe as the flat mapping a YAML file holds (training settings at the top level)."""
+    values = {f.name: getattr(recipe, f.name) for f in fields(Recipe) if f.name != "training"}
+    values["datasets"] = [asdict(d) for d in recipe.datasets]
+    return {**values, **asdict(recipe.training)}
+
+
+def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: Any) -> Recipe:
+    """Read a YAML file (or take a dict or a Recipe), apply ``overrides``, and validate every key.
+
+    Keys and overrides may use our names or Axolotl's (``AXOLOTL_ALIASES``).
     """
     import yaml
 
     if isinstance(source, Recipe):
-        return replace(source, **overrides)
-    raw = dict(source) if isinstance(source, Mapping) else yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        raw = _flat(source)
+    else:
+        raw = dict(source) if isinstance(source, Mapping) else yaml.safe_load(Path(source).read_text(encoding="utf-8"))
     if not isinstance(raw, Mapping):
         raise RecipeError(f"A recipe must be a YAML mapping of keys; got {type(raw).__name__}.")
-    raw = {**raw, **overrides}
-    _unknown(raw, RECIPE_KEYS, "recipe")
-    missing = [k for k in _REQUIRED if raw.get(k) in (None, "", [])]
+    _unknown([*raw, *overrides], VALID_KEYS, "recipe")
+    values = {**_canonical(raw), **_canonical(overrides)}
+    missing = [k for k in _REQUIRED if values.get(k) in (None, "", [])]
     if missing:
         raise RecipeError(f"Recipe is missing required key(s): {', '.join(missing)}.")
-    if not isinstance(raw["datasets"], list):
+    if not isinstance(values["datasets"], list):
         raise RecipeError("Recipe key 'datasets' must be a list of {path, name, split, format, fields, system}.")
-    defaults = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
-    values = {k: _coerce(k, v, defaults.get(k)) for k, v in raw.items()}
-    values["datasets"] = [_dataset_spec(d, i) for i, d in enumerate(raw["datasets"])]
-    for key, allowed in _CHOICES.items():
-        if key in values and values[key] not in allowed:
-            raise RecipeError(f"Recipe key {key!r} is {values[key]!r}; valid values: {', '.join(map(str, allowed))}.")
-    _check_names(values)
-    recipe = Recipe(**values)
+    values = {k: _coerce(k, v, _DEFAULTS.get(k)) for k, v in values.items()}
+    _check_choices(values)
+    training = SFTSettings(**{k: values.pop(k) for k in TRAINING_KEYS if k in values})
+    values["datasets"] = [_dataset_spec(d, i) for i, d in enumerate(values["datasets"])]
+    recipe = Recipe(**values, training=training)
     if recipe.adapter == "qlora" and not recipe.load_in_8bit:
         recipe.load_in_4bit = True
     if recipe.load_in_4bit and recipe.load_in_8bit:
@@ -203,20 +228,7 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
     return recipe
 
 
-def _check_names(values: Mapping[str, Any]) -> None:
-    """``optimizer`` and ``lr_scheduler`` must be names transformers knows."""
-    from transformers.trainer_utils import SchedulerType
-    from transformers.training_args import OptimizerNames
-
-    for key, enum in (("optimizer", OptimizerNames), ("lr_scheduler", SchedulerType)):
-        valid = [e.value for e in enum]
-        if key in values and values[key] not in valid:
-            raise RecipeError(f"Recipe key {key!r} is {values[key]!r}; valid values: {', '.join(valid)}.")
-
-
 def _local_file(path: str) -> Path | None:
-    from coursekit.data import DATA_DIR
-
     for base in (Path.cwd(), DATA_DIR.parent):
         candidate = (base / path).resolve()
         if candidate.is_file():
@@ -237,8 +249,6 @@ def load_recipe_dataset(spec: DatasetSpec) -> Any:
     elif Path(spec.path).suffix in _BUILDERS:
         raise RecipeError(f"Dataset file {spec.path!r} not found (looked in {Path.cwd()} and the repository).")
     else:
-        from coursekit.hub import load_hub_dataset
-
         ds = load_hub_dataset(spec.path, spec.name, split=spec.split)  # an unreachable Hub: a clear AssetError
     missing = {k: v for k, v in spec.fields.items() if v not in ds.column_names}
     if missing:
@@ -250,7 +260,7 @@ def load_recipe_dataset(spec: DatasetSpec) -> Any:
 def recipe_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(train, held_out)`` message rows of every dataset in the recipe (``held_out_split`` on ``val_set_size``)."""
     rows = [r for s in recipe.datasets for r in convert_rows(load_recipe_dataset(s), s.format, s.fields, s.system)]
-    return held_out_split(rows, recipe.val_set_size, recipe.seed) if recipe.val_set_size else (rows, [])
+    return held_out_split(rows, recipe.val_set_size, recipe.training.seed) if recipe.val_set_size else (rows, [])
 
 
 def recipe_dataset(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
@@ -262,83 +272,45 @@ def recipe_dataset(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
 
 def resolve_model_name(spec: str) -> str:
     """``packaged:smollm2`` and ``tiny:llama`` → local folders; anything else unchanged."""
-    from coursekit import assets
-
     if spec.startswith("tiny:"):
         return str(assets.tiny_model_path(spec.split(":", 1)[1]))
     return str(assets.resolve(spec))
 
 
-def _bnb_problem(device: str) -> str | None:
-    """Why bitsandbytes cannot quantize here, or None when it can."""
-    if importlib.util.find_spec("bitsandbytes") is None:
-        return "bitsandbytes is not installed (pip install bitsandbytes)"
-    if device == "mps":
-        return "bitsandbytes has no Apple MPS backend"
-    return None
+def quantization_config(recipe: Recipe, profile: Profile) -> Any:
+    """The ``BitsAndBytesConfig`` the recipe's base loads with on this profile (None: unquantized)."""
+    bits = 4 if recipe.load_in_4bit else 8 if recipe.load_in_8bit else None
+    return kbit_config(bits, profile, recipe.bnb_4bit_quant_type, recipe.bnb_4bit_use_double_quant)
 
 
-def quantization_config(recipe: Recipe, precision: Precision, device: str) -> Any:
-    """``BitsAndBytesConfig`` for 4-bit (nf4 + double quant by default) or 8-bit, or None.
-
-    Where bitsandbytes cannot run, one line says so and the model loads unquantized.
-    """
-    if not (recipe.load_in_4bit or recipe.load_in_8bit):
-        return None
-    problem = _bnb_problem(device)
-    if problem:
-        bits = 4 if recipe.load_in_4bit else 8
-        print(f"{bits}-bit loading asked for, but {problem}: loading the model unquantized instead.")
-        return None
-    from coursekit.quant import bnb_config
-
-    if recipe.load_in_8bit:
-        return bnb_config(8)
-    return bnb_config(4, precision.dtype, recipe.bnb_4bit_quant_type, recipe.bnb_4bit_use_double_quant)
-
-
-def load_model(recipe: Recipe, precision: Precision, device: str | None = None) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for the recipe: full precision, or k-bit and ready for QLoRA."""
-    from coursekit.assets import load_causal_lm
-
-    device = device or get_device()
+def load_model(recipe: Recipe, profile: Profile) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for the recipe on the profile's device: full precision, or k-bit and ready for QLoRA."""
     name = resolve_model_name(recipe.base_model)
     check_access(name)
-    quant = quantization_config(recipe, precision, device)
-    kwargs = {"quantization_config": quant, "device_map": {"": device}} if quant is not None else {}
-    model, tok = load_causal_lm(name, dtype=precision.dtype, **kwargs)
-    if quant is not None:
-        from peft import prepare_model_for_kbit_training
+    quant = quantization_config(recipe, profile)
+    model, tok = assets.load_causal_lm(name, profile=profile, quantization_config=quant)
+    if quant is None:
+        return model, tok
+    from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
-    elif device != "cpu":
-        model = model.to(device)
-    return model, tok
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing), tok
 
 
 def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, progress: bool = True,
                **overrides: Any) -> SFTRun:
     """Validate, load the model and data, train with LoRA, save the adapter and tokenizer.
 
-    With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored
-    after training (``score_answers``) into ``run.eval_metrics``.
-
-    ``progress=False`` trains without the bar and the per-step log lines.
-    The module docstring runs one end to end.
+    With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored after training
+    (``evals.score_answers``) into ``run.eval_metrics``. ``progress=False`` trains without the bar and the
+    per-step log lines. The module docstring runs one end to end.
     """
     recipe = load_recipe(source, **overrides)
-    device = get_device()
-    precision = resolve_precision(recipe.bf16, recipe.fp16, device)
-    model, tok = load_model(recipe, precision, device)
+    profile = get_profile(verbose=False).asking(bf16=recipe.bf16, fp16=recipe.fp16)
+    model, tok = load_model(recipe, profile)
     dataset, held_out = recipe_dataset(recipe, tok)
     lora = lora_config(recipe.lora_r, recipe.lora_alpha, recipe.lora_dropout, recipe.lora_target_modules)
-    run = train(model, tok, dataset, output_dir=recipe.output_dir, lora=lora, max_steps=recipe.max_steps,
-                num_epochs=recipe.num_epochs, batch_size=recipe.micro_batch_size,
-                grad_accum=recipe.gradient_accumulation_steps, learning_rate=recipe.learning_rate,
-                lr_scheduler=recipe.lr_scheduler, warmup_steps=recipe.warmup_steps, optimizer=recipe.optimizer,
-                weight_decay=recipe.weight_decay, max_length=recipe.sequence_len, packing=recipe.sample_packing,
-                gradient_checkpointing=recipe.gradient_checkpointing, precision=precision, seed=recipe.seed,
-                logging_steps=recipe.logging_steps, progress=progress)
+    run = finetune(model, tok, dataset, recipe.training, output_dir=recipe.output_dir, profile=profile, lora=lora,
+                   progress=progress)
     tok.save_pretrained(recipe.output_dir)
     if held_out is not None and evaluate:
         run.eval_metrics = score_answers(run.model, tok, held_out)
@@ -347,43 +319,12 @@ def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool =
 
 def describe(recipe: Recipe) -> str:
     """One line per setting that matters, for the CLI and the notebooks."""
+    t = recipe.training
     data = ", ".join(f"{d.path} [{d.split}]" for d in recipe.datasets)
-    steps = f"max_steps {recipe.max_steps}" if recipe.max_steps > 0 else f"{recipe.num_epochs:g} epoch(s)"
+    steps = f"max_steps {t.max_steps}" if t.max_steps > 0 else f"{t.num_train_epochs:g} epoch(s)"
     quant = "4-bit" if recipe.load_in_4bit else "8-bit" if recipe.load_in_8bit else "full precision"
     return (f"{recipe.base_model} ({quant}) on {data}\n"
             f"LoRA r={recipe.lora_r} alpha={recipe.lora_alpha:g} dropout={recipe.lora_dropout:g} "
             f"targets={recipe.lora_target_modules}\n"
-            f"{steps}, batch {recipe.micro_batch_size}×{recipe.gradient_accumulation_steps}, "
-            f"lr {recipe.learning_rate:g} ({recipe.lr_scheduler}), {recipe.optimizer}, seq {recipe.sequence_len}, "
-            f"packing {recipe.sample_packing} → {recipe.output_dir}")
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "python -m coursekit.recipes") -> int:
-    """The CLI: validate a recipe (``--check``) or run it; 2 on a bad recipe or dataset row, else 0."""
-    parser = argparse.ArgumentParser(prog=prog, description="Run an SFT recipe (YAML).")
-    parser.add_argument("recipe", help="path to a recipe, e.g. recipes/sft_smoke.yml")
-    parser.add_argument("--check", action="store_true", help="validate the recipe and stop (no download)")
-    parser.add_argument("--max-steps", type=int, help="override max_steps")
-    parser.add_argument("--output-dir", help="override output_dir")
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("output_dir", args.output_dir)) if v is not None}
-    try:
-        recipe = load_recipe(args.recipe, **overrides)
-        print(describe(recipe))
-        if args.check:
-            print("recipe OK")
-            return 0
-        run = run_recipe(recipe)
-    except (RecipeError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"trained {len(run.history)} logged steps in {run.seconds:.1f} s; final loss {run.final_loss:.4f}; "
-          f"adapter saved to {run.output_dir}")
-    if run.eval_metrics:
-        print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in run.eval_metrics.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())
+            f"{steps}, batch {t.batch_size}×{t.gradient_accumulation_steps}, lr {t.learning_rate:g} "
+            f"({t.lr_scheduler_type}), {t.optim}, max_length {t.max_length}, packing {t.packing} → {recipe.output_dir}")

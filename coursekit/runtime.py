@@ -68,6 +68,13 @@ class Precision:
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
 
     @property
+    def weights_dtype(self) -> Any:
+        """Weights that train: bf16 under bf16, else fp32 (fp16 mixed precision keeps fp32 master weights)."""
+        import torch
+
+        return torch.bfloat16 if self.name == "bf16" else torch.float32
+
+    @property
     def bf16(self) -> bool:
         return self.name == "bf16"
 
@@ -102,7 +109,7 @@ class Profile:
 
     @property
     def dtype(self) -> Any:
-        """The torch dtype to load weights in: the precision's (``torch.float32`` on a CPU)."""
+        """The precision's dtype: what autocast computes in, and what ``load_causal_lm(profile=P)`` loads."""
         return self.precision.dtype
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -149,10 +156,8 @@ class Profile:
         return False
 
     def summary(self) -> str:
-        line = (
-            f"profile: {self.name} ({self.reason}) · device {self.device} · "
-            f"{self.precision.name} ({self.precision.reason})"
-        )
+        line = (f"profile: {self.name} ({self.reason}) · device {self.device} · "
+                f"{self.precision.name} ({self.precision.reason})")
         line += f" · {self.fallback}" if self.fallback else ""
         if self.rehearsal:
             line += " · rehearsal: this profile's models and code, smoke-sized work, scale-only checks skipped"
@@ -175,16 +180,13 @@ def check_profile_name(name: str) -> str:
     """Return ``name`` normalised, or raise a ValueError listing the valid names."""
     key = name.strip().lower()
     if key not in PROFILES:
-        valid = ", ".join(PROFILES)
-        raise ValueError(
-            f"Unknown profile {name!r}. Valid profiles: {valid}. "
-            f"Pass one of them to get_profile() or set {ENV_VAR}."
-        )
+        raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)}. "
+                         f"Pass one of them to get_profile() or set {ENV_VAR}.")
     return key
 
 
 def detect_profile() -> tuple[str, str]:
-    """The profile this machine should get, and why (see DESIGN.md)."""
+    """The profile this machine should get, and why: Colab → colab, a CUDA GPU of ≥ 40 GB → full, else smoke."""
     if in_colab():
         return "colab", "running in Google Colab"
     gb = _cuda_memory_gb()

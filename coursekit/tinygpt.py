@@ -10,7 +10,7 @@ context, width 16, 2 heads, FFN 16→32→16 — 2,453 parameters in all::
     >>> X, y = sliding_windows(vocab.encode("hello hello"), seq_len=4)
     >>> X.shape, y.shape
     ((7, 4), (7,))
-    >>> history = train_until_memorised(model, X, y)
+    >>> log = fit(model, X, y)
     >>> generate(model, vocab, "hell", 8)
     'hello hello '
 
@@ -242,7 +242,7 @@ class _StopWhenMemorised(keras.callbacks.Callback):
 
 @dataclass
 class TrainLog:
-    """What ``train_logged`` measured, one entry per epoch (index i = epoch i + 1).
+    """What ``fit`` measured, one entry per epoch (index i = epoch i + 1).
 
     ``losses[i]`` and ``accuracies[i]`` are measured on the same weights: the ones epoch i + 1
     starts from, before its update (Keras reports a one-batch epoch's loss from its forward pass).
@@ -264,33 +264,20 @@ class TrainLog:
         return self.accuracies.index(1.0) if 1.0 in self.accuracies else None
 
 
-def train_until_memorised(
+def fit(
     model: keras.Model, X: np.ndarray, y: np.ndarray, *, max_epochs: int = 500, min_epochs: int = 0, learning_rate: float = 1e-2
-) -> list[float]:
-    """Train on the windows until every target is predicted; return the loss per epoch.
+) -> TrainLog:
+    """Train on the windows until every target is predicted; return the loss and training accuracy per epoch.
 
     Only the last position's logits are trained (see ``sliding_windows``).
     ``min_epochs`` keeps training a while even once memorised (lower loss).
     Raises a RuntimeError if accuracy 1.0 is not reached in ``max_epochs``.
-    ``train_logged`` does the same and also returns the accuracy per epoch.
 
     >>> model = build_tinygpt(5, 4, 16, 2, 32)
     >>> X, y = sliding_windows(CharVocab("hello hello").encode("hello hello"), 4)
-    >>> losses = train_until_memorised(model, X, y, max_epochs=300)
-    >>> accuracy(model, X, y), losses[-1] < losses[0]
+    >>> log = fit(model, X, y, max_epochs=300, min_epochs=40)
+    >>> accuracy(model, X, y), log.losses[-1] < log.losses[0]
     (1.0, True)
-    """
-    return train_logged(model, X, y, max_epochs=max_epochs, min_epochs=min_epochs, learning_rate=learning_rate).losses
-
-
-def train_logged(
-    model: keras.Model, X: np.ndarray, y: np.ndarray, *, max_epochs: int = 500, min_epochs: int = 0, learning_rate: float = 1e-2
-) -> TrainLog:
-    """``train_until_memorised``, returning the loss *and* the training accuracy of every epoch.
-
-    >>> model = build_tinygpt(5, 4, 16, 2, 32)
-    >>> X, y = sliding_windows(CharVocab("hello hello").encode("hello hello"), 4)
-    >>> log = train_logged(model, X, y, max_epochs=300, min_epochs=40)
     >>> len(log.losses) == len(log.accuracies), log.first_memorised is not None
     (True, True)
     """
@@ -327,7 +314,7 @@ def generate(model: keras.Model, vocab: CharVocab, prompt: str, n_chars: int) ->
     >>> text[:4], len(text)
     ('hell', 12)
 
-    Trained with ``train_until_memorised``, the same call gives ``'hello hello '`` (the
+    Trained with ``fit``, the same call gives ``'hello hello '`` (the
     module docstring runs it).
     """
     seq_len = model.input_shape[1]

@@ -11,7 +11,6 @@ import inspect
 import json
 
 import peft
-import pytest
 import transformers
 import trl
 from transformers import GenerationConfig
@@ -46,8 +45,8 @@ def _unmagic(line):
 
 
 def sources():
-    for path in sorted((course.ROOT / "coursekit").glob("*.py")):
-        yield path.name, path.read_text(encoding="utf-8")
+    for path in sorted((course.ROOT / "coursekit").rglob("*.py")):  # subpackages (evals/, bpe/, standin/) too
+        yield str(path.relative_to(course.ROOT)), path.read_text(encoding="utf-8")
     for path in course.notebook_paths():
         nb = json.loads(path.read_text(encoding="utf-8"))
         for i, cell in enumerate(nb["cells"]):
@@ -89,3 +88,12 @@ def test_the_gate_catches_a_renamed_keyword(monkeypatch):
     found = [(n, kws) for _, n, kws in calls()]
     assert found == [("SFTTrainer", ["model", "tokenizer"])]
     assert "tokenizer" not in inspect.signature(trl.SFTTrainer).parameters  # renamed to processing_class
+
+
+def test_the_settings_we_hand_trl_are_sftconfig_keywords():
+    """sft.trl_arguments builds SFTConfig's keywords as a dict, which the scan above cannot see: check them here."""
+    from coursekit import sft
+    from coursekit.runtime import get_profile
+
+    passed = set(sft.trl_arguments(sft.SFTSettings(), get_profile("smoke", verbose=False)))
+    assert passed - set(inspect.signature(trl.SFTConfig).parameters) == set()

@@ -1,4 +1,4 @@
-"""coursekit.bpe: lossless round trips, exact fast training, special tokens, bad input."""
+"""coursekit.bpe, one file per step: lossless round trips, exact fast training, special tokens, bad input."""
 
 import warnings
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coursekit.bpe import BPETokenizer, best_pair, fast_merges, get_stats, merge, naive_merges, token_pieces
-from coursekit.data import pydoc_text
-from coursekit.data import CHINESE_PARAGRAPHS, ENGLISH_PARAGRAPHS, MULTILINGUAL_SAMPLES
+from coursekit.bpe import (BPETokenizer, best_pair, fast_merges, get_stats, gpt2_byte_decoder, merge, naive_merges,
+                           token_pieces)
+from coursekit.data import CHINESE_PARAGRAPHS, ENGLISH_PARAGRAPHS, MULTILINGUAL_SAMPLES, pydoc_text
 
 END = "<|endoftext|>"
 SPECIALS = [END, "<|im_start|>", "<|im_end|>"]
@@ -179,3 +179,9 @@ def test_unknown_method():
 def test_token_pieces_join_to_text(tok):
     s = MULTILINGUAL_SAMPLES["code_indentation"]
     assert b"".join(token_pieces(tok, s)) == s.encode()
+
+
+def test_gpt2_byte_decoder_is_a_bijection():
+    table = gpt2_byte_decoder()
+    assert sorted(table.values()) == list(range(256)) and len(table) == 256
+    assert table["Ġ"] == ord(" ") and table["A"] == ord("A")

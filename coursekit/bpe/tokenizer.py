@@ -1,26 +1,9 @@
-"""Byte-level BPE from scratch: exact, fast and lossless.
-
-The tokenizer works on UTF-8 bytes, so every string — Chinese, emoji, code —
-can be encoded without an unknown token, and ``decode(encode(s)) == s``::
-
-    >>> tok = BPETokenizer().train("low lower lowest " * 50, vocab_size=260, progress=False)
-    >>> [tok.vocab[i] for i in range(256, 260)]
-    [b'lo', b'low', b' low', b' lowe']
-    >>> ids = tok.encode("lowest")
-    >>> tok.decode(ids)
-    'lowest'
-
-Three pieces, as in GPT-2/GPT-4 tokenizers:
+"""Step 3, the tokenizer: GPT-4's pre-split regex, training, encoding, decoding, special tokens, files.
 
 * **Pre-splitting** with the GPT-4 (cl100k) regex: text is cut into chunks
   (words, numbers of up to 3 digits, punctuation runs, whitespace runs) and merges
   never cross a chunk boundary.
-* **Training**: repeat "merge the most frequent adjacent pair into a new token".
-  Ties are broken deterministically: among pairs with the highest count, the
-  one with the *smallest* ``(left id, right id)`` wins. The naive trainer
-  (``get_stats`` + ``merge``, recounting everything each step, as in karpathy's
-  minbpe) is kept as the teaching version; ``fast_merges`` gives exactly the
-  same merges, much faster (see its docstring).
+* **Training** with ``fast_merges`` (or the teaching ``naive_merges``: the same merges).
 * **Encoding** applies the learned merges by rank, lowest first, inside each chunk,
   with a cache of chunks already seen.
 
@@ -29,13 +12,17 @@ learned from, and are only encoded as special when ``allowed_special`` says so.
 
 Decoding an id sequence that cuts a multi-byte character in half gives bytes that
 are not valid UTF-8; ``decode`` then shows U+FFFD (``�``) for them, as
-``bytes.decode(errors="replace")`` does; ``decode_bytes`` returns the raw bytes.
+``bytes.decode(errors="replace")`` does; ``decode_bytes`` returns the raw bytes::
+
+    >>> tok = BPETokenizer().train("low lower lowest " * 50, vocab_size=260, progress=False)
+    >>> [tok.vocab[i] for i in range(256, 260)]
+    [b'lo', b'low', b' low', b' lowe']
+    >>> tok.decode(tok.encode("lowest"))
+    'lowest'
 """
 
 from __future__ import annotations
 
-import heapq
-import html
 import json
 import warnings
 from collections import Counter
@@ -45,7 +32,10 @@ from typing import Literal
 
 import regex
 
-Pair = tuple[int, int]
+from coursekit.bpe.basic import Pair, merge, naive_merges
+from coursekit.bpe.fast import fast_merges
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "GPT4_SPLIT_PATTERN", "AllowedSpecial", "BPETokenizer"]
 
 # The cl100k_base split pattern, exactly as tiktoken ships it (needs the `regex` package:
 # \p{L} classes and possessive quantifiers). Apostrophe suffixes, letter runs with one leading
@@ -59,153 +49,6 @@ FORMAT_VERSION = 1
 AllowedSpecial = Literal["all", "none", "none_raise"] | Collection[str]
 
 
-# ---------------------------------------------------------------- the teaching version
-def get_stats(ids: Sequence[int], counts: dict[Pair, int] | None = None, weight: int = 1) -> dict[Pair, int]:
-    """Count adjacent pairs in ``ids`` (added to ``counts`` if given, each occurrence worth ``weight``).
-
-    >>> get_stats([1, 2, 3, 1, 2])
-    {(1, 2): 2, (2, 3): 1, (3, 1): 1}
-    """
-    counts = {} if counts is None else counts
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + weight
-    return counts
-
-
-def merge(ids: Sequence[int], pair: Pair, idx: int) -> list[int]:
-    """Replace every non-overlapping occurrence of ``pair``, left to right, with ``idx``.
-
-    >>> merge([1, 2, 3, 1, 2], (1, 2), 4)
-    [4, 3, 4]
-    >>> merge([5, 5, 5], (5, 5), 6)   # left to right: the first two merge, the third stays
-    [6, 5]
-    """
-    out: list[int] = []
-    i, n = 0, len(ids)
-    while i < n:
-        if i < n - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(idx)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def best_pair(stats: dict[Pair, int]) -> Pair:
-    """The pair to merge: highest count; ties go to the smallest ``(left, right)`` ids.
-
-    The tie-break makes training deterministic: it never depends on dict order.
-
-    >>> best_pair({(5, 1): 3, (2, 9): 3, (0, 0): 1})
-    (2, 9)
-    """
-    return min(stats, key=lambda p: (-stats[p], p))
-
-
-def naive_merges(chunks: Iterable[Sequence[int]], num_merges: int,
-                 first_id: int = 256) -> Iterator[tuple[Pair, int, int]]:
-    """Teaching trainer: recount every pair of every chunk before each merge.
-
-    Yields ``(pair, new_id, count)`` per merge and stops early if no pair is left.
-    Cost per merge is the length of the whole text, so it is slow on real corpora.
-
-    >>> [m[:2] for m in naive_merges([[1, 2, 1, 2], [1, 2]], 2)]
-    [((1, 2), 256), ((256, 256), 257)]
-    """
-    ids = [list(c) for c in chunks]
-    for k in range(num_merges):
-        stats: dict[Pair, int] = {}
-        for chunk in ids:
-            get_stats(chunk, stats)
-        if not stats:
-            return
-        pair = best_pair(stats)
-        idx = first_id + k
-        ids = [merge(chunk, pair, idx) for chunk in ids]
-        yield pair, idx, stats[pair]
-
-
-# ---------------------------------------------------------------- the fast version
-def fast_merges(chunk_counts: dict[bytes, int] | Counter[bytes], num_merges: int,
-                first_id: int = 256) -> Iterator[tuple[Pair, int, int]]:
-    """The same merges as ``naive_merges`` (same counts, same tie-break), much faster.
-
-    Three ideas:
-
-    * count pairs once per **unique** chunk, weighted by how often it occurs
-      (a corpus has ~100k chunks but only a few thousand distinct ones);
-    * keep an index ``pair -> chunks containing it``: a merge touches only those
-      chunks, removing their old pair counts and adding the new ones;
-    * keep the counts in a max-heap with **lazy invalidation**. A merge of
-      ``(a, b) -> z`` can only *lower* counts of old pairs, and every new pair
-      contains ``z``. So: push new pairs after each merge; an old pair's heap entry
-      may overstate its count; when such an entry reaches the top, re-push it with
-      its true count. A top entry whose count is true is the exact best pair.
-
-    >>> [m[:2] for m in fast_merges({b"abab": 1, b"ab": 1}, 2)]
-    [((97, 98), 256), ((256, 256), 257)]
-    """
-    words = [list(chunk) for chunk in chunk_counts]
-    freqs = list(chunk_counts.values())
-    stats: dict[Pair, int] = {}
-    where: dict[Pair, set[int]] = {}
-    for i, (word, freq) in enumerate(zip(words, freqs)):
-        for pair in zip(word, word[1:]):
-            stats[pair] = stats.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(i)
-    heap = [(-count, pair) for pair, count in stats.items()]
-    heapq.heapify(heap)
-    for k in range(num_merges):
-        pair = _pop_best(heap, stats)
-        if pair is None:
-            return
-        idx, count = first_id + k, stats[pair]
-        new_pairs = _apply_merge(pair, idx, words, freqs, stats, where)
-        for p in new_pairs:  # every pair containing idx is new: push its final count
-            heapq.heappush(heap, (-stats[p], p))
-        yield pair, idx, count
-
-
-def _pop_best(heap: list[tuple[int, Pair]], stats: dict[Pair, int]) -> Pair | None:
-    """Pop until the top entry's count is the pair's true count (lazy invalidation)."""
-    while heap:
-        neg, pair = heapq.heappop(heap)
-        true = stats.get(pair, 0)
-        if true == -neg:
-            return pair
-        if true > 0:  # the count went down since this entry was pushed: re-queue it
-            heapq.heappush(heap, (-true, pair))
-    return None
-
-
-def _apply_merge(pair: Pair, idx: int, words: list[list[int]], freqs: list[int],
-                 stats: dict[Pair, int], where: dict[Pair, set[int]]) -> set[Pair]:
-    """Merge ``pair`` in the chunks that contain it; update counts and index; return new pairs."""
-    new_pairs: set[Pair] = set()
-    a, b = pair
-    for i in where.pop(pair, ()):
-        word = words[i]
-        if not _contains(word, a, b):  # stale index entry: cheaper to skip than to maintain
-            continue
-        freq = freqs[i]
-        for p in zip(word, word[1:]):
-            stats[p] -= freq
-        word = words[i] = merge(word, pair, idx)
-        for p in zip(word, word[1:]):
-            stats[p] = stats.get(p, 0) + freq
-            if idx in p:
-                new_pairs.add(p)
-                where.setdefault(p, set()).add(i)
-    del stats[pair]  # every occurrence is gone (its count is now 0)
-    return new_pairs
-
-
-def _contains(word: list[int], a: int, b: int) -> bool:
-    return any(x == a and y == b for x, y in zip(word, word[1:]))
-
-
-# ---------------------------------------------------------------- the tokenizer
 class BPETokenizer:
     """Byte-level BPE with the GPT-4 split regex and special tokens.
 
@@ -452,57 +295,3 @@ def _progress(stream: Iterator[tuple[Pair, int, int]], total: int, show: bool,
     from tqdm.auto import tqdm
 
     return iter(tqdm(stream, total=total, desc=desc, unit="merge", mininterval=0.5))
-
-
-# ---------------------------------------------------------------- visualizing tokens
-def _gpt2_byte_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's bytes->printable-characters table (HF byte-level tokens use it: 'Ġ' is a space)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[chr(b)] = b
-        else:
-            chars[chr(256 + extra)] = b
-            extra += 1
-    return chars
-
-
-def token_pieces(tokenizer: object, text: str) -> list[bytes]:
-    """The bytes of each token of ``text`` for a ``BPETokenizer``, a tiktoken encoding or an HF tokenizer.
-
-    >>> token_pieces(BPETokenizer(), "hi")
-    [b'h', b'i']
-    """
-    if isinstance(tokenizer, BPETokenizer):
-        return tokenizer.pieces(tokenizer.encode(text, allowed_special="none"))
-    if hasattr(tokenizer, "decode_single_token_bytes"):  # tiktoken
-        return [tokenizer.decode_single_token_bytes(t) for t in tokenizer.encode_ordinary(text)]
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]  # transformers
-    tokens = tokenizer.convert_ids_to_tokens(ids)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if type(getattr(backend, "decoder", None)).__name__ == "ByteLevel":
-        table = _gpt2_byte_decoder()
-        return [bytes(table[c] for c in t) for t in tokens]
-    return [t.encode("utf-8") for t in tokens]  # e.g. WordPiece: '##ing', '[UNK]'
-
-
-_PALETTE = ("#fde2e4", "#cde7f0", "#d8f3dc", "#fff1b6", "#e2d9f3", "#ffd6a5", "#caf0f8", "#f1c0e8")
-
-
-def tokens_html(pieces: Iterable[bytes | str]) -> str:
-    """HTML with each token on its own background colour (show with ``IPython.display.HTML``).
-
-    Spaces show as ``·`` and newlines as ``↵``; a token that is only part of a
-    UTF-8 character shows as ``�`` with its bytes in the tooltip.
-
-    >>> tokens_html([b"Hi", b" there"])[:60]
-    '<div style="font-family:monospace;line-height:2"><span title'
-    """
-    spans = []
-    for k, piece in enumerate(pieces):
-        raw = piece if isinstance(piece, bytes) else piece.encode("utf-8")
-        text = raw.decode("utf-8", errors="replace").replace(" ", "·").replace("\n", "↵").replace("\t", "→")
-        spans.append(f'<span title="{html.escape(repr(raw))}" style="background:{_PALETTE[k % len(_PALETTE)]};'
-                     f'padding:1px 1px;margin:0 1px;border-radius:3px">{html.escape(text)}</span>')
-    return '<div style="font-family:monospace;line-height:2">' + "".join(spans) + "</div>"

@@ -1,0 +1,64 @@
+"""Entry point: fine-tune with a YAML recipe (``coursekit.recipes``), or only validate it.
+
+    $ python -m coursekit.finetune recipes/sft_smoke.yml
+    $ python -m coursekit.finetune recipes/qwen3_medical.yml --check   # validate only, no download
+    $ python -m coursekit.finetune --aliases                           # Axolotl's keys and ours
+
+    >>> main(["recipes/sft_smoke.yml", "--check"])     # doctest: +ELLIPSIS
+    packaged:smollm2 (full precision) on data/units.jsonl [train]
+    ...
+    recipe OK
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from coursekit.chat import DataError
+from coursekit.recipes import RecipeError, alias_table, describe, load_recipe, run_recipe
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m coursekit.finetune", description="Run an SFT recipe (YAML).")
+    parser.add_argument("recipe", nargs="?", help="path to a recipe, e.g. recipes/sft_smoke.yml")
+    parser.add_argument("--check", action="store_true", help="validate the recipe and stop (no download)")
+    parser.add_argument("--aliases", action="store_true", help="print the Axolotl key aliases and stop")
+    parser.add_argument("--max-steps", type=int, help="override max_steps")
+    parser.add_argument("--output-dir", help="override output_dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate a recipe (``--check``) or run it; 2 on a bad recipe or dataset row, else 0."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.aliases:
+        print(alias_table())
+        return 0
+    if not args.recipe:
+        parser.error("give a recipe, e.g. recipes/sft_smoke.yml")
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("output_dir", args.output_dir)) if v is not None}
+    try:
+        recipe = load_recipe(args.recipe, **overrides)
+        print(describe(recipe))
+        if args.check:
+            print("recipe OK")
+            return 0
+        run = run_recipe(recipe)
+    except (RecipeError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"trained {len(run.history)} logged steps in {run.seconds:.1f} s; final loss {run.final_loss:.4f}; "
+          f"adapter saved to {run.output_dir}")
+    if run.eval_metrics:
+        print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in run.eval_metrics.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

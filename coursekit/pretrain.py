@@ -1,0 +1,69 @@
+"""Pretrain a GPT-2 from the command line, in one process or under ``torchrun``.
+
+    python -m coursekit.pretrain --data-dir runs/data --output-dir runs/gpt2 --max-steps 50
+    torchrun --standalone --nproc_per_node 8 -m coursekit.pretrain --data-dir ... --output-dir ...
+
+One flag per field of ``GPT2Config`` and of ``pretraining.PretrainConfig`` (underscores
+become dashes; booleans take ``true``/``false``), plus ``--precision``, ``--log-file``
+and ``--no-resume``::
+
+    >>> args = build_parser().parse_args(["--n-layer", "2", "--learning-rate", "3e-3", "--torch-compile", "true"])
+    >>> args.n_layer, args.learning_rate, args.torch_compile, args.precision
+    (2, 0.003, True, 'auto')
+    >>> profile_for("fp16", get_profile("smoke", verbose=False)).precision
+    Precision(name='fp16', reason='asked for with --precision')
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from typing import Any
+
+from coursekit.gpt2 import GPT2Config
+from coursekit.pretraining import PretrainConfig, pretrain
+from coursekit.runtime import Precision, Profile, get_profile
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def _parse_bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the two configs' fields, with their defaults, and the run's own flags."""
+    p = argparse.ArgumentParser(description="Pretrain GPT-2 on uint16 token shards (single process or torchrun).")
+    for group, cls in (("model", GPT2Config), ("train", PretrainConfig)):
+        for f in fields(cls):
+            flag = f"--{f.name.replace('_', '-')}"
+            kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
+            p.add_argument(flag, type=kind, default=f.default, help=f"{group} ({f.default})")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: the profile's (bf16 on recent GPUs, fp16 on a T4, fp32 on a CPU)")
+    p.add_argument("--log-file", default=None, help="append one JSON line per step here")
+    p.add_argument("--no-resume", action="store_true")
+    return p
+
+
+def profile_for(precision: str, profile: Profile | None = None) -> Profile:
+    """``profile`` (default: this machine's) with ``precision`` in place of its own, unless ``auto``."""
+    profile = get_profile(verbose=False) if profile is None else profile
+    if precision == "auto":
+        return profile
+    return replace(profile, precision=Precision(precision, "asked for with --precision"))
+
+
+def _config(cls: type, args: dict[str, Any]) -> Any:
+    return cls(**{f.name: args[f.name] for f in fields(cls)})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = vars(build_parser().parse_args(argv))
+    pretrain(_config(GPT2Config, args), _config(PretrainConfig, args), profile=profile_for(args["precision"]),
+             resume=not args["no_resume"], log_path=args["log_file"])
+
+
+if __name__ == "__main__":
+    main()
