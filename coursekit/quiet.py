@@ -43,7 +43,7 @@ Silenced, and why each is harmless:
 * **Progress bars inside loops**: ``progress_bars(False)`` turns off the bars of
   transformers ("Loading weights"), huggingface_hub and datasets ("Truncating train
   dataset", ...) for one block, then restores each library's previous setting;
-  ``quant.measure_footprints`` uses it for its five loads (one outer bar instead).
+  ``memory.measure_footprints`` uses it for its five loads (one outer bar instead).
 
 Not silenced: **torch's UserWarning "bitsandbytes::gemv_4bit: an autograd kernel was
 not registered ... This may lead to silently incorrect behavior"**. On a CPU with
@@ -51,7 +51,7 @@ AVX512-BF16, an eval-mode forward of a ``Linear4bit`` (e.g. generating before
 training) repacks its weight for bitsandbytes' fused CPU kernel; training later
 sends the activations, which then require grad, through that kernel, which has no
 backward: the gradient through the frozen 4-bit weight comes back as zeros.
-``quant.keep_4bit_trainable`` (which ``sft.train`` calls) removes that cause; the
+``quant.keep_4bit_trainable`` (which ``sft.finetune`` calls) removes that cause; the
 warning stays on, since wherever it still shows, the gradients are wrong.
 
 >>> import warnings

@@ -67,6 +67,7 @@ def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], stride: int | N
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
         width = max(len(ids) for ids in chunk)
+        # By hand, not tokenizer.pad: GPT-2-style tokenizers have no pad token, and the pad id is never read
         ids = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
         mask = torch.zeros_like(ids)
         for row, seq in enumerate(chunk):  # right padding: positions are unchanged

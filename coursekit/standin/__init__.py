@@ -18,7 +18,7 @@ loads through the libraries' own code, offline:
 ``export`` lines, for ``eval``); ``bash course.sh rehearse`` runs every notebook against it::
 
     $ eval "$(python -m coursekit.standin_hub /tmp/standin --exports)"
-    $ python -m coursekit.recipes recipes/tinyllama_storyteller.yml --max-steps 2
+    $ python -m coursekit.finetune recipes/tinyllama_storyteller.yml --max-steps 2
 
 The weights are random, so a rehearsal checks that everything loads, trains and is scored, not
 what the numbers are. The vocabularies are the real ones (151,936 logits per token for Qwen3), so at
