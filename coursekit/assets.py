@@ -296,9 +296,9 @@ def resolve(spec: str) -> Path | str:
 def load_causal_lm(name: str, dtype: Any = None, profile: Profile | None = None, **kwargs: Any) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local folder or Hub id, with a clear error if unreachable.
 
-    With ``profile``, the model lands on the profile's device in the profile's dtype (unless ``dtype`` is
-    given): a quantized load (``quantization_config=...``) through ``device_map``, any other through
-    ``profile.place``. Without it, the weights stay where ``from_pretrained`` puts them (the CPU).
+    With ``profile``, the model lands on the profile's device in ``profile.dtype`` (pass ``dtype`` for weights
+    that train themselves: ``profile.precision.weights_dtype``): a quantized load (``quantization_config=...``)
+    through ``device_map``, any other through ``profile.place``. Without it, the weights stay on the CPU.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -10,20 +10,21 @@ and ``--no-resume``::
     >>> args = build_parser().parse_args(["--n-layer", "2", "--learning-rate", "3e-3", "--torch-compile", "true"])
     >>> args.n_layer, args.learning_rate, args.torch_compile, args.precision
     (2, 0.003, True, 'auto')
-    >>> profile_for("fp16", get_profile("smoke", verbose=False)).precision
-    Precision(name='fp16', reason='asked for with --precision')
+    >>> profile_for("fp16", get_profile("smoke", verbose=False)).precision.name   # a CPU: fp32, said in one line
+    fp16 asked for, but there is no CUDA GPU: training in fp32 (no CUDA: fp32 on CPU)
+    'fp32'
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from coursekit.gpt2 import GPT2Config
 from coursekit.pretraining import PretrainConfig, pretrain
-from coursekit.runtime import Precision, Profile, get_profile
+from coursekit.runtime import Profile, get_profile
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
@@ -48,11 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def profile_for(precision: str, profile: Profile | None = None) -> Profile:
-    """``profile`` (default: this machine's) with ``precision`` in place of its own, unless ``auto``."""
+    """``profile`` (default: this machine's) asking for ``precision``, under the rules a recipe's request follows
+    (``Profile.asking``): bf16 where the GPU lacks it falls back to fp16, anything on a CPU stays fp32."""
     profile = get_profile(verbose=False) if profile is None else profile
-    if precision == "auto":
-        return profile
-    return replace(profile, precision=Precision(precision, "asked for with --precision"))
+    request = {"auto": ("auto", False), "bf16": (True, False), "fp16": (False, True), "fp32": (False, False)}
+    bf16, fp16 = request[precision]
+    return profile.asking(bf16=bf16, fp16=fp16)
 
 
 def _config(cls: type, args: dict[str, Any]) -> Any:

@@ -1,9 +1,8 @@
 """Where am I running, and what should a lesson use here?
 
-Every notebook starts with a *profile cell*. It asks this module for a profile
-(``smoke`` / ``colab`` / ``full``), a device and a precision, and takes every
-size, model and step count from there. One line is printed saying what was
-chosen and why (the device and precision follow, e.g. ``device cpu · fp32``)::
+Every notebook starts with a *profile cell*. It asks this module for a profile (``smoke`` / ``colab`` / ``full``),
+a device and a precision, and takes every size, model and step count from there. One line says what was chosen
+and why (the device and precision follow, e.g. ``device cpu · fp32``)::
 
     >>> P = get_profile("smoke")     # doctest: +ELLIPSIS
     profile: smoke (asked for by name) · device ...
@@ -12,11 +11,10 @@ chosen and why (the device and precision follow, e.g. ``device cpu · fp32``)::
     >>> P.size(smoke=20, colab=500, full=2000)
     20
 
-``pick`` chooses *which* (models, data, templates, code paths) and ``size`` *how much*
-(steps, rows, lengths). The two differ only in a **rehearsal** (``COURSEKIT_REHEARSAL=1``,
-``bash course.sh rehearse``): the colab or full profile runs its own models, data and code on
-a CPU against a local stand-in Hub, with smoke-sized work. ``P.at_scale(what)`` guards the
-checks that only hold at real scale; a rehearsal skips them, each with a printed line::
+``pick`` chooses *which* (models, data, templates, code paths) and ``size`` *how much* (steps, rows, lengths).
+The two differ only in a **rehearsal** (``COURSEKIT_REHEARSAL=1``, ``bash course.sh rehearse``): the colab or full
+profile runs its own models, data and code on a CPU against a local stand-in Hub, with smoke-sized work.
+``P.at_scale(what)`` guards the checks that only hold at real scale; a rehearsal skips them, each with a line::
 
     >>> R = Profile("colab", "a test", "cpu", Precision("fp32", "no CUDA"), rehearsal=True)
     >>> R.pick(smoke="smollm2", colab="qwen3", full="qwen3"), R.size(smoke=20, colab=500, full=2000)
@@ -112,22 +110,30 @@ class Profile:
         """The precision's dtype: what autocast computes in, and what ``load_causal_lm(profile=P)`` loads."""
         return self.precision.dtype
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision for a forward pass: ``with P.autocast(): loss = model(x)``; fp32: a no-op."""
+    def autocast(self, scaled: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision for a forward pass: ``with P.autocast(): loss = model(x)``; fp32: a no-op.
+
+        ``scaled=False`` is for a loop without a GradScaler: fp16 (a T4) then runs in fp32, bf16 still autocasts.
+        """
+        if self.precision.fp16 and not scaled:
+            return contextlib.nullcontext()
         return self.precision.autocast(self.device)
 
     def place(self, model: Any) -> Any:
-        """``model`` on this profile's device; a model placed at load time (``device_map``) stays where it is."""
-        if getattr(model, "hf_device_map", None) is not None:
+        """``model`` on this profile's device; a model placed at load time (quantized, or ``device_map``) stays."""
+        if getattr(model, "is_quantized", False) or getattr(model, "hf_device_map", None) is not None:
             return model
         return model.to(self.device)
 
     def asking(self, *, bf16: bool | str = "auto", fp16: bool = False) -> Profile:
         """This profile with the precision a recipe asks for (``bf16: auto|true|false``, ``fp16``).
 
-        ``auto`` keeps the profile's; a request this device cannot honour falls back, in one printed line.
+        ``auto`` keeps the profile's; a request is judged against what the device can do (``pick_precision``),
+        and one it cannot honour falls back, in one printed line.
         """
-        return replace(self, precision=requested_precision(self.precision, self.device, bf16, fp16))
+        if bf16 == "auto" and not fp16:
+            return self
+        return replace(self, precision=requested_precision(pick_precision(self.device), self.device, bf16, fp16))
 
     @property
     def offline(self) -> bool:
@@ -171,9 +177,7 @@ def in_colab() -> bool:
 def _cuda_memory_gb() -> float:
     import torch
 
-    if not torch.cuda.is_available():
-        return 0.0
-    return torch.cuda.get_device_properties(0).total_memory / 1024**3
+    return torch.cuda.get_device_properties(0).total_memory / 1024**3 if torch.cuda.is_available() else 0.0
 
 
 def check_profile_name(name: str) -> str:
@@ -288,8 +292,7 @@ SEED_VAR = "COURSEKIT_SEED"
 def seed_offset() -> int:
     """The shift ``$COURSEKIT_SEED`` asks for (0 when unset): every lesson seed ``s`` becomes ``s + offset``.
 
-    One variable moves every seed of a run at once, so a student can try another
-    seed without editing the lesson, and the robustness run can perturb the numerics:
+    One variable moves every seed of a run at once: a student tries another seed without editing the lesson:
 
     >>> import os
     >>> os.environ[SEED_VAR] = "7"; seed_offset()
@@ -297,9 +300,7 @@ def seed_offset() -> int:
     >>> del os.environ[SEED_VAR]; seed_offset()
     0
     """
-    raw = os.environ.get(SEED_VAR, "").strip()
-    if not raw:
-        return 0
+    raw = os.environ.get(SEED_VAR, "").strip() or "0"
     try:
         return int(raw)
     except ValueError:
@@ -314,8 +315,7 @@ def effective_seed(seed: int) -> int:
 def seed_everything(seed: int) -> int:
     """Seed Python, NumPy, torch (CPU and CUDA) and, if imported, TensorFlow/Keras; return the random seed used.
 
-    The seed used is ``seed`` shifted by ``$COURSEKIT_SEED`` (see ``seed_offset``);
-    when a shift applies, one line says so.
+    The seed used is ``seed`` shifted by ``$COURSEKIT_SEED`` (``seed_offset``); a shift is said in one line.
     """
     used = effective_seed(seed)
     if used != seed:

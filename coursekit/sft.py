@@ -107,8 +107,8 @@ def _check_fits(dataset: Any, max_length: int | None, packing: bool) -> None:
 
 
 def trl_arguments(settings: SFTSettings, profile: Profile, progress: bool = True) -> dict[str, Any]:
-    """TRL ``SFTConfig`` keyword arguments for these settings: the precision is the profile's, the seed
-    shifted by ``$COURSEKIT_SEED``, nothing saved mid-run, no reporting."""
+    """TRL ``SFTConfig`` keyword arguments for these settings: the precision and (CPU or not) the device are the
+    profile's, the random seed is shifted by ``$COURSEKIT_SEED``, nothing is saved mid-run or reported."""
     s = settings
     return dict(
         max_steps=s.max_steps, num_train_epochs=s.num_train_epochs, per_device_train_batch_size=s.batch_size,
@@ -116,7 +116,7 @@ def trl_arguments(settings: SFTSettings, profile: Profile, progress: bool = True
         lr_scheduler_type=s.lr_scheduler_type, warmup_steps=s.warmup_steps, optim=s.optim,
         weight_decay=s.weight_decay, max_length=s.max_length, packing=s.packing,
         activation_checkpointing=s.gradient_checkpointing, seed=effective_seed(s.seed), logging_steps=s.logging_steps,
-        bf16=profile.precision.bf16, fp16=profile.precision.fp16,
+        bf16=profile.precision.bf16, fp16=profile.precision.fp16, use_cpu=profile.device == "cpu",
         save_strategy="no", report_to="none", disable_tqdm=not progress, dataloader_pin_memory=False)
 
 

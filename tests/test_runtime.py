@@ -184,3 +184,33 @@ def test_the_profile_places_models_and_autocasts():
     bf16 = runtime.Precision("bf16", "a test")
     with bf16.autocast("cpu"):
         assert model(torch.ones(1, 2)).dtype == torch.bfloat16
+
+
+def test_a_loop_without_a_grad_scaler_runs_fp16_profiles_in_fp32():
+    import torch
+
+    t4 = runtime.Profile("colab", "a test", "cpu", runtime.Precision("fp16", "T4"))
+    model = torch.nn.Linear(2, 2)
+    with t4.autocast(scaled=False):  # no autocast: fp32
+        assert model(torch.ones(1, 2)).dtype == torch.float32
+    bf16 = runtime.Profile("full", "a test", "cpu", runtime.Precision("bf16", "H100"))
+    with bf16.autocast(scaled=False):  # bf16 needs no scaler: it autocasts
+        assert model(torch.ones(1, 2)).dtype == torch.bfloat16
+
+
+def test_asking_judges_the_device_not_the_current_precision(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "pick_precision", lambda device: runtime.Precision("bf16", "H100"))
+    lowered = runtime.Profile("full", "a test", "cuda", runtime.Precision("fp32", "asked for"))
+    assert lowered.asking(bf16=True).precision.name == "bf16"  # the GPU has bf16, though the profile was fp32
+    assert lowered.asking() is lowered  # auto keeps the profile as it is
+    monkeypatch.setattr(runtime, "pick_precision", lambda device: runtime.Precision("fp16", "T4"))
+    assert lowered.asking(bf16=True).precision.name == "fp16" and "falling back to fp16" in capsys.readouterr().out
+
+
+def test_the_pretrain_precision_flag_follows_the_recipe_rules(capsys):
+    from coursekit.pretrain import profile_for
+
+    P = runtime.get_profile("smoke", verbose=False)
+    assert profile_for("auto", P) is P
+    assert profile_for("bf16", P).precision.name == "fp32" and "no CUDA GPU" in capsys.readouterr().out
+    assert profile_for("fp32", P).precision.name == "fp32"
