@@ -1,8 +1,10 @@
 """coursekit.bpe, one file per step: lossless round trips, exact fast training, special tokens, bad input."""
 
+import json
 import warnings
 
 import pytest
+import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +76,24 @@ def test_fast_equals_naive_generated(words, num_merges):
     assert list(fast_merges(counts, num_merges)) == list(naive_merges(chunks, num_merges))
 
 
+FAST_CASES = {  # corpus -> merges; each trains to exhaustion, so the last merges are count-1 pairs and their ties
+    "pair_then_run": ({b"baaa": 1, b"ba": 1}, 10),
+    "pair_then_run_mirrored": ({b"abbb": 1, b"ab": 1}, 10),
+    "counts_fall_to_one": ({b"abab": 1, b"abc": 1, b"bc": 1}, 10),
+    "weighted": ({b"aab": 3, b"ab": 1, b"ba": 2, b"cab": 1}, 10),
+    "overlaps": ({b"aaaa": 1, b"aaab": 1, b"baaa": 1}, 10),
+}
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_fast_equals_naive_down_to_count_one(case):
+    counts, num_merges = FAST_CASES[case]
+    chunks = [chunk for chunk, n in counts.items() for _ in range(n)]
+    fast, naive = list(fast_merges(counts, num_merges)), list(naive_merges(chunks, num_merges))
+    assert fast == naive, f"{case}: fast {fast} != naive {naive}"
+    assert any(count == 1 for _, _, count in naive), f"{case}: no count-1 merge, so it tests nothing: {naive}"
+
+
 def test_teaching_functions():
     ids = list(b"aaabdaaabac")
     stats = get_stats(ids)
@@ -97,6 +117,37 @@ def test_training_never_merges_specials():
     assert not any(b"<|" in piece or b"|>" in piece for piece in learned)  # never merged
 
 
+# ---------------------------------------------------------------- encoding = the training's own ids
+def _replayed(tok, text):
+    """The ids training left ``text`` in: every merge applied to every chunk, in the order learned."""
+    ids = []
+    for chunk in regex.findall(tok.pattern, text):
+        chunk_ids = list(chunk.encode("utf-8"))
+        for pair, idx in tok.merges.items():  # dicts keep insertion order: merge order
+            chunk_ids = merge(chunk_ids, pair, idx)
+        ids.extend(chunk_ids)
+    return ids
+
+
+def test_encoding_the_training_text_gives_the_training_ids():
+    # merges must apply lowest rank first; "leftmost mergeable pair first" is lossless too, but other ids
+    text = "\n".join(ENGLISH_PARAGRAPHS)
+    tok = BPETokenizer().train(text, 400, progress=False)
+    got, want = tok.encode(text), _replayed(tok, text)
+    first = next((k for k, (a, b) in enumerate(zip(got, want)) if a != b), None)
+    assert got == want, f"{len(got)} vs {len(want)} ids, first difference at position {first}"
+
+
+WORDS = sorted(set(pydoc_text()[:40_000].split()))  # words the fixture's merges were learned on
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(WORDS) | st.text(st.characters(codec="utf-8"), max_size=4), max_size=12))
+def test_encoding_equals_replaying_the_merges(tok, parts):
+    s = " ".join(parts)
+    assert tok.encode(s, allowed_special="none") == _replayed(tok, s), repr(s)
+
+
 # ---------------------------------------------------------------- special tokens
 def test_special_tokens_only_when_allowed(tok):
     text = f"hi{END}there"
@@ -112,6 +163,21 @@ def test_special_tokens_only_when_allowed(tok):
         tok.encode(text, allowed_special={"<|nope|>"})
 
 
+def test_register_special_tokens_at_given_ids():
+    tok = BPETokenizer().train("hello hello world " * 20, 260, progress=False)  # merges make ids 256-259
+    tok.register_special_tokens({"<|far|>": 1000})
+    tok.register_special_tokens(["<|next|>"])  # after a gap: the next id above every id in use
+    assert tok.special_tokens == {"<|far|>": 1000, "<|next|>": 1001}, tok.special_tokens
+    assert tok.decode(tok.encode("hi<|far|>", allowed_special="all")) == "hi<|far|>"
+    before = dict(tok.vocab)
+    for clash, words in [({"<|x|>": 257}, "merge 1"), ({"<|x|>": 65}, "a byte"), ({"<|x|>": 1001}, "a special"),
+                         ({"<|far|>": 2000}, "must be a new"), ({"": 3000}, "must be a new")]:
+        with pytest.raises(ValueError, match=words) as info:
+            tok.register_special_tokens(clash)
+        assert "free id (1002 or more)" in str(info.value), str(info.value)
+    assert tok.vocab == before and len(tok.special_tokens) == 2, f"a refused id changed the tokenizer: {tok}"
+
+
 # ---------------------------------------------------------------- save / load
 def test_save_load_identity(tok, tmp_path):
     path = tok.save(tmp_path / "tok.json")
@@ -125,11 +191,60 @@ def test_save_load_identity(tok, tmp_path):
     assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
 
 
-def test_load_rejects_other_files(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"format": "something-else"}')
-    with pytest.raises(ValueError, match="coursekit-bpe"):
-        BPETokenizer.load(bad)
+def _saved(tmp_path, kind, edit):
+    """A small tokenizer's file, changed by ``edit``: of its raw bytes (``kind="raw"``) or of its parsed JSON."""
+    tok = BPETokenizer().train("hello hello world " * 20, 262, special_tokens=["<|a|>", "<|b|>"], progress=False)
+    path = tok.save(tmp_path / "tok.json")
+    if kind == "raw":
+        path.write_bytes(edit(path.read_bytes()))
+    else:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        edit(data)
+        path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+BAD_FILES = {  # what is wrong -> (kind, edit, words the one-line error must contain)
+    "truncated": ("raw", lambda b: b[: len(b) // 2], "not valid JSON"),
+    "empty": ("raw", lambda b: b"", "not valid JSON"),
+    "not_utf8": ("raw", lambda b: b"\xff\xfe" + b, "not UTF-8"),
+    "a_list": ("raw", lambda b: b"[1, 2]", "not a coursekit-bpe file"),
+    "special_twice": ("raw", lambda b: b.replace(b'"<|b|>"', b'"<|a|>"'), "'<|a|>' twice"),
+    "other_format": ("json", lambda d: d.update(format="minbpe"), "format='minbpe'"),
+    "newer_version": ("json", lambda d: d.update(version=2), "version 2"),
+    "no_merges": ("json", lambda d: d.pop("merges"), "['merges']"),
+    "bad_pattern": ("json", lambda d: d.update(pattern="(unclosed"), "not a valid regex"),
+    "merge_not_a_pair": ("json", lambda d: d["merges"].__setitem__(1, [104]), "merge 1 must be a pair"),
+    "merge_bool_id": ("json", lambda d: d["merges"].__setitem__(1, [True, 104]), "merge 1 must be a pair"),
+    "merge_unknown_id": ("json", lambda d: d["merges"].__setitem__(0, [104, 300]), "unknown id"),
+    "merge_repeated": ("json", lambda d: d["merges"].__setitem__(3, d["merges"][0]), "repeats merge 0"),
+    "special_is_a_merge": ("json", lambda d: d["special_tokens"].update({"<|a|>": 257}), "already merge 1"),
+    "special_is_a_byte": ("json", lambda d: d["special_tokens"].update({"<|a|>": 65}), "already a byte"),
+    "specials_share_an_id": ("json", lambda d: d["special_tokens"].update({"<|b|>": 260}), "share id 260"),
+    "special_not_an_id": ("json", lambda d: d["special_tokens"].update({"<|a|>": "260"}), "non-negative integer"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_load_names_the_file_and_the_fix(tmp_path, case):
+    kind, edit, words = BAD_FILES[case]
+    path = _saved(tmp_path, kind, edit)
+    with pytest.raises(ValueError) as info:
+        BPETokenizer.load(path)
+    message = str(info.value)
+    assert words in message and str(path) in message, f"{case}: {message!r} lacks {words!r} or the path"
+    assert "\n" not in message and ("BPETokenizer.save" in message), f"{case}: not one line with the fix: {message!r}"
+
+
+def test_load_of_a_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json: no such tokenizer file"):
+        BPETokenizer.load(tmp_path / "nope.json")
+
+
+def test_load_keeps_a_valid_file_identical(tmp_path):
+    path = _saved(tmp_path, "json", lambda d: None)  # the checks refuse nothing that save writes
+    loaded = BPETokenizer.load(path)
+    assert loaded.special_tokens == {"<|a|>": 260, "<|b|>": 261} and len(loaded.merges) == 4, repr(loaded)
 
 
 # ---------------------------------------------------------------- bad input

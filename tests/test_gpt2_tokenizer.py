@@ -83,6 +83,35 @@ def test_matches_hugging_face_gpt2(enc, hf, text):
     assert enc.decode(ids) == text == hf.decode(ids)
 
 
+@pytest.fixture(scope="module")
+def ours(enc):
+    """coursekit's from-scratch BPETokenizer running GPT-2's merges (recovered from tiktoken's ranks)."""
+    from coursekit.bpe import from_mergeable_ranks
+
+    return from_mergeable_ranks(enc._mergeable_ranks, enc._pat_str, enc._special_tokens)
+
+
+def _ours_as_gpt2(ours, enc, text):
+    from coursekit.bpe import as_ranks
+
+    return as_ranks(ours, ours.encode(text, allowed_special="all"), enc._mergeable_ranks)
+
+
+def test_our_bpe_with_gpt2_ranks_gives_tiktokens_ids(enc, ours):
+    # merging the lowest-ranked pair first is what makes these equal: leftmost-first is lossless but differs
+    text = "\n".join(TEXTS) + "<|endoftext|>" + (assets.GPT2_FILES / "README.md").read_text(encoding="utf-8")
+    got, want = _ours_as_gpt2(ours, enc, text), enc.encode(text, allowed_special="all")
+    first = next((k for k, (a, b) in enumerate(zip(got, want)) if a != b), None)
+    assert got == want, f"{len(got)} vs {len(want)} ids, first difference at position {first}"
+    assert ours.decode(ours.encode(text, allowed_special="all")) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(" \t\n'sdmtlvre09aZ"), max_size=60))
+def test_our_bpe_with_gpt2_ranks_on_random_text(enc, ours, text):
+    assert _ours_as_gpt2(ours, enc, text) == enc.encode_ordinary(text), repr(text)
+
+
 def test_endoftext(enc, hf):
     text = "one<|endoftext|>two"
     assert enc.encode(text, allowed_special={"<|endoftext|>"}) == hf(text)["input_ids"] == [505, 50256, 11545]

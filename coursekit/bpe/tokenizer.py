@@ -23,10 +23,9 @@ are not valid UTF-8; ``decode`` then shows U+FFFD (``�``) for them, as
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +33,12 @@ import regex
 
 from coursekit.bpe.basic import Pair, merge, naive_merges
 from coursekit.bpe.fast import fast_merges
+from coursekit.bpe.files import (
+    FORMAT,
+    FORMAT_VERSION,
+    read_tokenizer_file,
+    write_tokenizer_file,
+)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "GPT4_SPLIT_PATTERN", "AllowedSpecial", "BPETokenizer"]
 
@@ -44,8 +49,6 @@ GPT4_SPLIT_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
-FORMAT = "coursekit-bpe"
-FORMAT_VERSION = 1
 AllowedSpecial = Literal["all", "none", "none_raise"] | Collection[str]
 
 
@@ -126,13 +129,45 @@ class BPETokenizer:
         self.vocab = {i: bytes([i]) for i in range(256)}
         self._cache = {}
 
-    def register_special_tokens(self, tokens: Sequence[str]) -> None:
-        """Give each new special token the next free id (after bytes and merges)."""
+    def register_special_tokens(self, tokens: Sequence[str] | Mapping[str, int]) -> None:
+        """Give each new special token the next free id (after bytes and merges), or the id a mapping gives it.
+
+        >>> tok = BPETokenizer()
+        >>> tok.register_special_tokens(["<|a|>"]); tok.register_special_tokens({"<|b|>": 1000})
+        >>> tok.special_tokens
+        {'<|a|>': 256, '<|b|>': 1000}
+        """
+        if isinstance(tokens, Mapping):
+            for token, idx in tokens.items():
+                self._register_at(token, idx)
+            return
         for token in tokens:
             if token not in self.special_tokens:
-                idx = len(self.vocab)
-                self.special_tokens[token] = idx
-                self.vocab[idx] = token.encode("utf-8")
+                self._register_at(token, max(self.vocab) + 1)
+
+    def _register_at(self, token: str, idx: int) -> None:
+        if self.special_tokens.get(token) == idx:
+            return
+        fix = f"give it a free id ({max(self.vocab) + 1} or more), or pass a list to get the next free ids"
+        if not isinstance(token, str) or not token or token in self.special_tokens:
+            raise ValueError(f"special token {token!r}: must be a new, non-empty string (registered: "
+                             f"{self.special_tokens}); {fix}.")
+        taken = self._id_owner(idx)
+        if taken:
+            raise ValueError(f"special token {token!r} -> id {idx!r}: that id is {taken}, so decoding it would be "
+                             f"wrong; {fix}.")
+        self.special_tokens[token] = idx
+        self.vocab[idx] = token.encode("utf-8")
+
+    def _id_owner(self, idx: object) -> str:
+        """What already holds ``idx`` ('' if it is a free id)."""
+        if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
+            return "not a non-negative integer"
+        if idx not in self.vocab:
+            return ""
+        if idx < 256:
+            return "a byte"
+        return "a special token" if idx in self.special_tokens.values() else f"merge {idx - 256}"
 
     def truncate(self, num_merges: int) -> BPETokenizer:
         """A new tokenizer with only the first ``num_merges`` merges (and the same special tokens).
@@ -230,7 +265,7 @@ class BPETokenizer:
             return b"".join(vocab[i] for i in ids)
         except KeyError as err:
             raise ValueError(f"Unknown token id {err.args[0]!r}: this tokenizer has ids 0 to "
-                             f"{len(vocab) - 1}.") from None
+                             f"{max(vocab)}{'' if len(vocab) == max(vocab) + 1 else ' (with gaps)'}.") from None
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD ``�``.
@@ -246,28 +281,23 @@ class BPETokenizer:
 
     # ------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
-        """Write the pattern, merges (in order) and special tokens as JSON."""
-        path = Path(path)
-        ordered = sorted(self.merges.items(), key=lambda kv: kv[1])
-        data = {"format": FORMAT, "version": FORMAT_VERSION, "pattern": self.pattern,
-                "merges": [list(pair) for pair, _ in ordered], "special_tokens": self.special_tokens}
-        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        return path
+        """Write the pattern, merges (in order) and special tokens as JSON (``bpe.files``)."""
+        ordered = [pair for pair, _ in sorted(self.merges.items(), key=lambda kv: kv[1])]
+        return write_tokenizer_file(path, self.pattern, ordered, self.special_tokens)
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        """Read a file written by ``save``; ``load(save(tok))`` behaves exactly like ``tok``."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} file.")
-        tok = cls(data["pattern"])
-        for rank, (a, b) in enumerate(data["merges"]):
-            idx = 256 + rank
-            if a >= idx or b >= idx:
-                raise ValueError(f"{path}: merge {rank} uses an id that does not exist yet: {(a, b)}.")
-            tok.merges[(a, b)] = idx
-            tok.vocab[idx] = tok.vocab[a] + tok.vocab[b]
-        for token, idx in sorted(data["special_tokens"].items(), key=lambda kv: kv[1]):
+        """Read a file written by ``save``; ``load(save(tok))`` behaves exactly like ``tok``.
+
+        Every field is checked first (``bpe.files.read_tokenizer_file``): a truncated,
+        corrupted or foreign file is one ``ValueError`` naming the file and the fix.
+        """
+        pattern, merges, special_tokens = read_tokenizer_file(path)
+        tok = cls(pattern)
+        for rank, (a, b) in enumerate(merges):
+            tok.merges[(a, b)] = 256 + rank
+            tok.vocab[256 + rank] = tok.vocab[a] + tok.vocab[b]
+        for token, idx in special_tokens.items():
             tok.special_tokens[token] = idx
             tok.vocab[idx] = token.encode("utf-8")
         return tok
