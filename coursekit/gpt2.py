@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -146,16 +147,13 @@ class GPT2(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample ``max_new_tokens`` tokens after ``idx`` (B, T), keeping the ``top_k`` likeliest."""
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0 (use top_k=1 for greedy decoding).")
+        """Sample ``max_new_tokens`` tokens after ``idx`` (B, T) from ``softmax(logits / temperature)``,
+        keeping only the ``top_k`` likeliest tokens when given."""
+        _check_sampling(max_new_tokens, temperature, top_k)
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])
-            logits = logits[:, -1, :] / temperature  # (B, V)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (B, 1)
+            probs = next_token_probs(logits[:, -1, :], temperature, top_k)  # (B, V)
+            nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
             idx = torch.cat([idx, nxt], dim=1)
         return idx
 
@@ -164,8 +162,13 @@ class GPT2(nn.Module):
         """Copy a transformers ``GPT2LMHeadModel``; the logits come out the same.
 
         transformers stores its projections as ``Conv1D`` with weights (in, out),
-        so those are transposed into our ``nn.Linear`` (out, in).
+        so those are transposed into our ``nn.Linear`` (out, in). A variant this
+        model does not compute (untied head, another activation, other attention
+        scaling, another MLP width, cross-attention) raises a ValueError naming the
+        config field, before anything is built. Dropout rates are not copied: the
+        copy has ``dropout=0.0`` (set ``model.config.dropout`` knowingly to train it).
         """
+        _check_copyable(hf_model)
         hc = hf_model.config
         cfg = GPT2Config(block_size=hc.n_positions, vocab_size=hc.vocab_size, n_layer=hc.n_layer,
                          n_head=hc.n_head, n_embd=hc.n_embd, layer_norm_eps=hc.layer_norm_epsilon,
@@ -176,10 +179,69 @@ class GPT2(nn.Module):
         with torch.no_grad():
             for name, param in model.state_dict().items():
                 if name == "lm_head.weight" or name.endswith(".attn.bias"):
-                    continue  # tied to wte; HF's causal-mask buffer has no twin here
+                    continue  # tied to wte (checked above); HF's causal-mask buffer has no twin here
                 src = theirs[name].t() if name.endswith(conv1d) else theirs[name]
                 param[: src.shape[0]].copy_(src)  # padded vocabulary rows stay as initialised
         return model
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+    """``softmax(logits / temperature)`` over the last axis, zero outside the ``top_k`` largest logits.
+
+    >>> probs = next_token_probs(torch.tensor([[0.0, 0.0, 2.0 * math.log(3.0)]]), temperature=2.0)
+    >>> [round(p, 6) for p in probs[0].tolist()]   # exp([0, 0, log 3]) / 5
+    [0.2, 0.2, 0.6]
+    >>> next_token_probs(torch.tensor([[1.0, 3.0, 2.0]]), top_k=1).tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    logits = logits / temperature  # T < 1 sharpens, T > 1 flattens
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return F.softmax(logits, dim=-1)
+
+
+def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    if not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r}: must be a whole number of tokens ≥ 0.")
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature!r}: must be > 0 (use top_k=1 for greedy decoding).")
+    if top_k is not None and (not isinstance(top_k, Integral) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r}: must be ≥ 1 (top_k=1 is greedy; None keeps every token).")
+
+
+# transformers' names for the tanh approximation of GELU, the one activation GPT2's MLP computes.
+TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+
+def _unrepresentable(hf_model: Any) -> list[tuple[str, Any, str]]:
+    """``(field, value, what GPT2 computes instead)`` for every GPT-2 variant this model cannot copy."""
+    hc = hf_model.config
+    head, wte = hf_model.get_output_embeddings(), hf_model.get_input_embeddings()
+    tied = head is not None and (head.weight is wte.weight or torch.equal(head.weight, wte.weight))
+    checks = [
+        ("tie_word_embeddings", getattr(hc, "tie_word_embeddings", True), tied, "an LM head tied to wte"),
+        ("activation_function", hc.activation_function, hc.activation_function in TANH_GELU, "the tanh GELU"),
+        ("n_inner", hc.n_inner, hc.n_inner in (None, 4 * hc.n_embd), f"an MLP of width 4·n_embd={4 * hc.n_embd}"),
+        ("scale_attn_weights", hc.scale_attn_weights, hc.scale_attn_weights, "attention scaled by 1/sqrt(head size)"),
+        ("scale_attn_by_inverse_layer_idx", hc.scale_attn_by_inverse_layer_idx,
+         not hc.scale_attn_by_inverse_layer_idx, "the same attention scale in every layer"),
+        ("add_cross_attention", hc.add_cross_attention, not hc.add_cross_attention, "no cross-attention"),
+    ]
+    # reorder_and_upcast_attn is copyable: it only reorders the scaling and upcasts to fp32, which GPT2 computes in.
+    return [(name, value, instead) for name, value, ok, instead in checks if not ok]
+
+
+def _check_copyable(hf_model: Any) -> None:
+    kind = getattr(getattr(hf_model, "config", None), "model_type", None)
+    if kind != "gpt2" or not hasattr(hf_model, "transformer"):
+        raise ValueError(f"GPT2.from_hf got a {type(hf_model).__name__} (model_type={kind!r}): "
+                         "pass a transformers GPT2LMHeadModel.")
+    bad = _unrepresentable(hf_model)
+    if bad:
+        name, value, instead = bad[0]
+        raise ValueError(f"{name}={value!r}: GPT2 computes {instead}, so this model would not be copied exactly; "
+                         "use transformers' GPT2LMHeadModel for this variant.")
 
 
 def config_mismatch(a: GPT2Config, b: GPT2Config) -> list[str]:

@@ -67,9 +67,20 @@ def _is_wrappable(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or _is_conv1d(module)
 
 
-def _check_rank_alpha(r: int, alpha: float) -> None:
+def _in_out(module: nn.Module) -> tuple[int, int]:
+    """``(in_features, out_features)`` of a wrappable layer; Conv1D keeps its weight as (in, out)."""
+    if _is_conv1d(module):
+        return module.weight.shape[0], module.weight.shape[1]
+    return module.in_features, module.out_features  # not weight.shape: a 4-bit weight is stored packed
+
+
+def _check_rank(r: int) -> None:
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
         raise ValueError(f"LoRA rank r must be a positive integer, got r={r!r}.")
+
+
+def _check_rank_alpha(r: int, alpha: float) -> None:
+    _check_rank(r)
     if not alpha > 0:
         raise ValueError(f"LoRA alpha must be positive, got alpha={alpha!r} (the scaling is alpha / r).")
 
@@ -103,7 +114,7 @@ class LoRALinear(nn.Module):
         self.base = base
         self.fan_in_fan_out = _is_conv1d(base)  # Conv1D keeps its weight as (in, out)
         w = base.weight
-        self.in_features, self.out_features = (w.shape[0], w.shape[1]) if self.fan_in_fan_out else (w.shape[1], w.shape[0])
+        self.in_features, self.out_features = _in_out(base)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
         for p in base.parameters():
             p.requires_grad_(False)
@@ -204,6 +215,31 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
 
 
+def _select_targets(model: nn.Module, target_modules: str | Iterable[str]) -> dict[str, nn.Module]:
+    """The layers ``apply_lora`` wraps, by name; ValueError for an empty, unmatched or already adapted target."""
+    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    if not targets:
+        raise ValueError("target_modules is empty; name the linear layers to adapt, e.g. ['q_proj', 'v_proj'].")
+    modules = dict(model.named_modules())
+    wrapped = {n for n, m in modules.items() if isinstance(m, LoRALinear)}
+    inside = {f"{n}.base" for n in wrapped}  # the base layer inside an existing LoRALinear
+    chosen: dict[str, nn.Module] = {}
+    unmatched = []
+    for target in targets:
+        hits = [n for n, m in modules.items() if _matches(n, target) and (_is_wrappable(m) or n in wrapped)]
+        already = [n for n in hits if n in wrapped or n in inside]
+        if already:
+            raise ValueError(f"LoRA is already applied to {already[0]!r} (target {target!r}); applying it twice "
+                             "would nest adapters. Call merge_lora(model) first, or keep training the existing one.")
+        if not hits:
+            unmatched.append(target)
+        chosen.update({n: modules[n] for n in hits})
+    if unmatched:
+        raise ValueError(f"target_modules {unmatched} matched no linear layer. "
+                         f"This model's linear layers are: {', '.join(linear_layer_names(model))}.")
+    return chosen
+
+
 def apply_lora(model: nn.Module, target_modules: str | Iterable[str], r: int, alpha: float,
                dropout: float = 0.0) -> nn.Module:
     """Wrap every linear layer whose name ends with a target in ``LoRALinear``; freeze the rest.
@@ -222,29 +258,8 @@ def apply_lora(model: nn.Module, target_modules: str | Iterable[str], r: int, al
     model's linear-layer names), when ``r <= 0`` or ``alpha <= 0``, and when a
     matched layer already carries LoRA (no silent nesting).
     """
-    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
-    if not targets:
-        raise ValueError("target_modules is empty; name the linear layers to adapt, e.g. ['q_proj', 'v_proj'].")
     _check_rank_alpha(r, alpha)
-
-    modules = dict(model.named_modules())
-    wrapped = {n for n, m in modules.items() if isinstance(m, LoRALinear)}
-    inside = {f"{n}.base" for n in wrapped}  # the base layer inside an existing LoRALinear
-    chosen: dict[str, nn.Module] = {}
-    unmatched = []
-    for target in targets:
-        hits = [n for n, m in modules.items() if _matches(n, target) and (_is_wrappable(m) or n in wrapped)]
-        already = [n for n in hits if n in wrapped or n in inside]
-        if already:
-            raise ValueError(f"LoRA is already applied to {already[0]!r} (target {target!r}); applying it twice "
-                             "would nest adapters. Call merge_lora(model) first, or keep training the existing one.")
-        if not hits:
-            unmatched.append(target)
-        chosen.update({n: modules[n] for n in hits})
-    if unmatched:
-        raise ValueError(f"target_modules {unmatched} matched no linear layer. "
-                         f"This model's linear layers are: {', '.join(linear_layer_names(model))}.")
-
+    chosen = _select_targets(model, target_modules)
     for p in model.parameters():
         p.requires_grad_(False)
     for name, base in chosen.items():
@@ -294,12 +309,14 @@ def safetensors_bytes(path: str | Path) -> tuple[int, int]:
     return header, Path(path).stat().st_size - header
 
 
-def lora_param_count(model: nn.Module, targets: Iterable[str], r: int) -> int:
-    """``r·(in + out)`` summed over the linear layers whose last name part is a target: what LoRA adds.
+def lora_param_count(model: nn.Module, targets: str | Iterable[str], r: int) -> int:
+    """``r·(in + out)`` summed over the layers ``apply_lora(model, targets, r, ...)`` would wrap: what LoRA adds.
+
+    The same matching (dotted suffixes such as ``"mlp.c_proj"``, GPT-2's ``Conv1D``) and the same
+    ValueErrors as ``apply_lora``, so the two always agree.
 
     >>> lora_param_count(nn.Sequential(nn.Linear(4096, 4096)), ["0"], r=16)  # 2·4096·16, 0.78% of 4096²
     131072
     """
-    targets = set(targets)
-    return sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
-               if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in targets)
+    _check_rank(r)
+    return sum(r * sum(_in_out(m)) for m in _select_targets(model, targets).values())

@@ -63,7 +63,7 @@ def sample_generations(model: Any, tok: Any, prompt: str | list[dict[str, str]],
         True
     """
     if n < 1:
-        raise ValueError(f"n must be ≥ 1, got {n}.")
+        raise ValueError(f"n={n!r}: must be ≥ 1, the number of completions to generate.")
     if chat and getattr(tok, "chat_template", None):
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,

@@ -3,7 +3,7 @@ import torch
 from transformers import GPT2Config as HFConfig
 from transformers import GPT2LMHeadModel
 
-from coursekit.gpt2 import GPT2, GPT2Config, config_mismatch
+from coursekit.gpt2 import GPT2, GPT2Config, config_mismatch, next_token_probs
 
 
 def tiny_hf(seed=0):
@@ -38,11 +38,75 @@ def test_gpt2_small_has_124m_parameters_and_padded_vocab():
 
 
 def test_residual_projections_are_scaled_at_init():
+    """Both projections that write into the residual stream (attn.c_proj, mlp.c_proj) start at 0.02/sqrt(2·n_layer)."""
     torch.manual_seed(0)
-    model = GPT2(GPT2Config(n_layer=8, n_head=4, n_embd=256, block_size=16, vocab_size=50))
-    std_fc = model.transformer.h[0].mlp.c_fc.weight.std().item()
-    std_proj = model.transformer.h[0].mlp.c_proj.weight.std().item()
-    assert std_fc == pytest.approx(0.02, rel=0.05) and std_proj == pytest.approx(0.02 / 4, rel=0.05)
+    n_layer = 8
+    model = GPT2(GPT2Config(n_layer=n_layer, n_head=4, n_embd=256, block_size=16, vocab_size=50))
+    scaled = 0.02 / (2 * n_layer) ** 0.5  # 0.005
+    # 65,536 weights per matrix: the sample std is within ~0.3% of the true one; 5% is margin
+    for i, block in enumerate(model.transformer.h):
+        for name, layer, want in (("attn.c_attn", block.attn.c_attn, 0.02), ("attn.c_proj", block.attn.c_proj, scaled),
+                                  ("mlp.c_fc", block.mlp.c_fc, 0.02), ("mlp.c_proj", block.mlp.c_proj, scaled)):
+            std = layer.weight.std().item()
+            assert std == pytest.approx(want, rel=0.05), f"h.{i}.{name}: weight std {std:.5f}, expected {want:.5f}"
+            assert torch.count_nonzero(layer.bias) == 0, f"h.{i}.{name}: bias not zero at init"
+
+
+def test_eval_ignores_dropout():
+    """In eval, a model with dropout=0.5 is deterministic and equal to the same weights with dropout=0."""
+    torch.manual_seed(0)
+    sizes = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50)
+    noisy = GPT2(GPT2Config(dropout=0.5, **sizes))
+    clean = GPT2(GPT2Config(dropout=0.0, **sizes))
+    clean.load_state_dict(noisy.state_dict())
+    idx = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = clean.eval()(idx)[0]
+        noisy.eval()
+        first, second = noisy(idx)[0], noisy(idx)[0]
+        noisy.train()
+        trained = noisy(idx)[0]
+    gap = (first - want).abs().max().item()
+    assert gap < 1e-6 and torch.equal(first, second), f"eval with dropout=0.5 is {gap:.2e} from dropout=0"
+    moved = (trained - want).abs().max().item()
+    assert moved > 1e-2, f"train mode with dropout=0.5 moved the logits by only {moved:.2e}: is dropout wired?"
+
+
+class FixedLogits(GPT2):
+    """A GPT2 whose every position predicts the same logits (B, T, V): to test sampling alone."""
+
+    def __init__(self, logits):
+        super().__init__(GPT2Config(n_layer=1, n_head=1, n_embd=8, block_size=8, vocab_size=len(logits)))
+        self.fixed = torch.tensor(logits)
+
+    def forward(self, idx, targets=None):
+        return self.fixed.expand(*idx.shape, -1), None
+
+
+@pytest.mark.parametrize("temperature, top_k", [(0.5, None), (1.0, None), (2.0, None), (2.0, 2)])
+def test_generate_samples_softmax_of_logits_over_temperature(temperature, top_k):
+    logits = [0.0, 1.0, 2.0, 0.5]
+    model = FixedLogits(logits)
+    n = 20_000  # one token for each of n rows: a frequency's std is at most sqrt(0.25 / n) = 0.0035
+    out = model.generate(torch.zeros(n, 1, dtype=torch.long), 1, temperature=temperature, top_k=top_k,
+                         generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(out[:, 1], minlength=len(logits)).double() / n
+    want = torch.softmax(torch.tensor(logits, dtype=torch.float64) / temperature, dim=-1)
+    if top_k is not None:  # only the top_k likeliest survive, renormalised
+        keep = torch.zeros(len(logits), dtype=torch.bool)
+        keep[torch.tensor(logits).topk(top_k).indices] = True
+        want = torch.where(keep, want, 0.0) / want[keep].sum()
+    gap = (freq - want).abs().max().item()
+    # 0.02 is ~6 standard deviations; multiplying by T instead of dividing moves a frequency by > 0.1
+    assert gap < 0.02, f"T={temperature}, top_k={top_k}: frequencies {freq.tolist()} vs softmax(logits/T) {want.tolist()}"
+    assert top_k is None or (freq[~keep] == 0).all(), f"tokens outside the top {top_k} were drawn: {freq.tolist()}"
+
+
+def test_next_token_probs_is_softmax_over_temperature():
+    logits = torch.tensor([[0.0, 1.0, 2.0, 0.5]], dtype=torch.float64)
+    for t in (0.25, 0.5, 2.0, 4.0):
+        got, want = next_token_probs(logits, temperature=t), torch.softmax(logits / t, dim=-1)
+        torch.testing.assert_close(got, want, msg=lambda m, t=t: f"T={t}: {m}")
 
 
 def test_causal_future_tokens_do_not_leak():
@@ -70,6 +134,9 @@ def test_bad_input():
     model = GPT2(GPT2Config(n_layer=1, n_head=1, n_embd=8, block_size=4, vocab_size=10))
     with pytest.raises(ValueError, match="block_size=4"):
         model(torch.zeros(1, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match="temperature"):
-        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, temperature=0)
+    one = torch.zeros(1, 1, dtype=torch.long)
+    for kwargs, message in ((dict(temperature=0), r"^temperature=0: must be > 0"), (dict(top_k=0), r"^top_k=0: must be ≥ 1"),
+                            (dict(max_new_tokens=-1), r"^max_new_tokens=-1: must be")):
+        with pytest.raises(ValueError, match=message):
+            model.generate(one, **{"max_new_tokens": 1, **kwargs})
     assert config_mismatch(GPT2Config(n_layer=2), GPT2Config(n_layer=3)) == ["n_layer"]

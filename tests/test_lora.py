@@ -56,7 +56,7 @@ def test_layer_forward_is_base_plus_scaled_BA():
 def test_conv1d_layout_in_out():
     torch.manual_seed(0)
     base = Conv1D(8, 16)  # nf=out=8, nx=in=16; weight (16, 8)
-    layer = LoRALinear(base, r=2, alpha=2)
+    layer = LoRALinear(base, r=2, alpha=6)  # alpha != r: the merge must carry the scaling 3
     assert layer.fan_in_fan_out and (layer.in_features, layer.out_features) == (16, 8)
     assert layer.A.shape == (2, 16) and layer.B.shape == (8, 2)
     nn.init.normal_(layer.B)
@@ -64,18 +64,23 @@ def test_conv1d_layout_in_out():
     y = layer(x)
     assert y.shape == (3, 8)
     layer.merge()
-    torch.testing.assert_close(layer(x), y)
+    torch.testing.assert_close(layer(x), y, msg=lambda m: f"merged Conv1D != unmerged (alpha/r = 3): {m}")
     torch.testing.assert_close(x @ layer.base.weight + layer.base.bias, y)
 
 
 def test_merge_unmerge_round_trip():
+    """alpha != r (scaling 4), so a merge that dropped alpha/r would add B·A instead of 4·B·A."""
     torch.manual_seed(0)
-    layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=4)
+    layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=16)
     nn.init.normal_(layer.B)
     w0 = layer.base.weight.clone()
+    torch.testing.assert_close(layer.delta_weight(), 4.0 * layer.B @ layer.A,
+                               msg=lambda m: f"delta_weight is not (alpha/r)·B·A with alpha/r = 4: {m}")
     x = torch.randn(4, 16)
     y = layer(x)
     layer.merge()
+    torch.testing.assert_close(layer.base.weight, w0 + 4.0 * layer.B @ layer.A)
+    torch.testing.assert_close(layer(x), y, msg=lambda m: f"merged output != unmerged LoRA output: {m}")
     layer.merge()  # idempotent: merging twice must not add ΔW twice
     torch.testing.assert_close(layer(x), y)
     layer.unmerge()
@@ -300,3 +305,21 @@ def test_merged_equals_unmerged_and_peft_merge_and_unload(pair):
             err = fp32_error(model(ids).logits, pair["exact"])
             assert err <= ROUNDING_FACTOR * floor, (
                 f"{who} merged logits are {err:.2e} from exact; the unmerged model's rounding is {floor:.2e}")
+
+
+@pytest.mark.parametrize("model_name, targets", [("llama", ["q_proj", "down_proj"]), ("gpt2", ["c_attn", "mlp.c_proj"])])
+def test_merge_lora_keeps_the_outputs_with_alpha_not_r(model_name, targets):
+    """merge_lora with alpha/r = 4 on a whole model (Linear and Conv1D): the merged logits are the LoRA logits."""
+    model, _ = load_tiny(model_name)
+    model = apply_lora(model, targets, r=4, alpha=16).eval()
+    torch.manual_seed(1)
+    for layer in lora_layers(model).values():
+        layer.B.data.normal_(std=0.05)  # non-zero, or merging would be trivially exact
+    ids = torch.randint(0, model.config.vocab_size, (2, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        unmerged = model(ids).logits
+        merged = merge_lora(model)(ids).logits
+    gap = (merged - unmerged).abs().max().item()
+    scale = unmerged.abs().max().item()
+    # fp32 rounding of the same sums in another order: ~1e-6 of the logits' size; 1e-4 is margin
+    assert gap <= 1e-4 * max(scale, 1.0), f"{model_name}: merged logits are {gap:.2e} from unmerged (size {scale:.2f})"

@@ -31,7 +31,7 @@ def test_sample_generations_no_repeat_ngram(tiny_llama):
 
 def test_sample_generations_bad_input(tiny_llama):
     model, tok = tiny_llama
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^n=0: must be ≥ 1"):
         sample_generations(model, tok, "x", n=0)
     with pytest.raises(ValueError, match="chat"):
         sample_generations(model, tok, [{"role": "user", "content": "x"}], chat=False)

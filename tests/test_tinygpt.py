@@ -16,28 +16,28 @@ from coursekit.tinygpt import (
     sliding_windows,
 )
 
-SEED_SIZES = dict(vocab_size=5, seq_len=4, d_model=16, num_heads=2, d_ff=32)
+FIRST_SIZES = dict(vocab_size=5, seq_len=4, d_model=16, num_heads=2, d_ff=32)  # lesson 00: the course's first model
 TEXT = "hello hello"
 
 
 @pytest.fixture(scope="module")
-def seed_model():
+def first_model():
     seed_everything(0)
-    return build_tinygpt(**SEED_SIZES)
+    return build_tinygpt(**FIRST_SIZES)
 
 
 @pytest.fixture(scope="module")
 def trained():
     seed_everything(0)
-    model = build_tinygpt(**SEED_SIZES)
+    model = build_tinygpt(**FIRST_SIZES)
     vocab = CharVocab(TEXT)
     X, y = sliding_windows(vocab.encode(TEXT), 4)
     losses = fit(model, X, y, max_epochs=300).losses
     return model, vocab, X, y, losses
 
 
-def test_seed_parameter_table(seed_model):
-    table = param_table(seed_model)
+def test_first_model_parameter_table(first_model):
+    table = param_table(first_model)
     assert table == {
         "token embedding": 80,
         "position embedding": 64,
@@ -47,8 +47,8 @@ def test_seed_parameter_table(seed_model):
         "LM head": 85,
         "total": 2453,
     }
-    assert seed_model.count_params() == 2453
-    assert table == expected_params(**SEED_SIZES)
+    assert first_model.count_params() == 2453
+    assert table == expected_params(**FIRST_SIZES)
 
 
 def test_other_size_matches_formula():
@@ -59,17 +59,50 @@ def test_other_size_matches_formula():
     assert param_table(model) == expected_params(**sizes)
 
 
-def test_output_shape(seed_model):
-    ids = np.zeros((3, 4), dtype="int32")
-    assert tuple(seed_model(ids).shape) == (3, 4, 5)
+def test_output_is_one_finite_prediction_per_position_from_its_own_row(first_model):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, size=(3, 4)).astype("int32")
+    logits = np.asarray(first_model(ids))
+    assert logits.shape == (3, 4, 5), logits.shape
+    assert np.isfinite(logits).all(), logits
+    for i in range(3):  # each row's logits come from that row alone, not from its batch-mates
+        alone = np.asarray(first_model(ids[i : i + 1]))[0]
+        np.testing.assert_allclose(logits[i], alone, atol=1e-5, err_msg=f"row {i} depends on the batch")
+    first = np.asarray(first_model(np.zeros((1, 4), dtype="int32")))[0, 0]
+    other = np.asarray(first_model(np.ones((1, 4), dtype="int32")))[0, 0]
+    assert np.abs(first - other).max() > 1e-3, f"position 0 ignores its token: {first} vs {other}"
 
 
-def test_causal_mask(seed_model):
+def _silence_attention(model):
+    """Zero every attention weight: q = k = v = 0 and output bias 0, so attention adds exactly 0."""
+    attn = model.get_layer("attn")
+    attn.set_weights([np.zeros_like(w) for w in attn.get_weights()])
+
+
+def test_attention_output_is_added_to_its_input():
+    """Post-LN block: h1 = ln1(x + attn(x)). With attention silenced that is ln1(x): the embeddings still reach
+    the head through the residual, so the logits are exactly the attention-free formula and depend on the token."""
+    seed_everything(0)
+    model = build_tinygpt(**FIRST_SIZES)
+    _silence_attention(model)
+    ids = np.array([[0, 1, 2, 3], [4, 4, 1, 0]], dtype="int32")
+    layer = model.get_layer
+    x = np.asarray(layer("tok_emb")(ids)) + np.asarray(layer("pos_emb")(ids))  # (B, T, d_model)
+    h1 = np.asarray(layer("ln1")(x))  # x + 0
+    h2 = np.asarray(layer("ln2")(h1 + np.asarray(layer("ffn_down")(layer("ffn_up")(h1)))))
+    want = np.asarray(layer("lm_head")(h2))
+    got = np.asarray(model(ids))
+    np.testing.assert_allclose(got, want, atol=1e-5, err_msg="the block is not ln1(x + attn(x)) then ln2(h + ffn(h))")
+    spread = np.abs(got[0, 1] - got[1, 1]).max()  # position 1, tokens 1 and 4
+    assert spread > 1e-2, f"with attention silenced, the logits no longer depend on the token ({spread:.2e})"
+
+
+def test_causal_mask(first_model):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 5, size=(2, 4)).astype("int32")
     b = a.copy()
     b[:, -1] = (b[:, -1] + 1) % 5  # change only the last token
-    la, lb = np.asarray(seed_model(a)), np.asarray(seed_model(b))
+    la, lb = np.asarray(first_model(a)), np.asarray(first_model(b))
     np.testing.assert_allclose(la[:, :-1], lb[:, :-1], atol=1e-6)  # earlier positions: unchanged
     assert not np.allclose(la[:, -1], lb[:, -1])
 
@@ -95,7 +128,7 @@ def test_training_memorises_and_generates(trained):
 
 def test_fit_measures_loss_and_accuracy_on_the_same_weights():
     seed_everything(0)
-    model = build_tinygpt(**SEED_SIZES)
+    model = build_tinygpt(**FIRST_SIZES)
     X, y = sliding_windows(CharVocab(TEXT).encode(TEXT), 4)
     logits = last_logits(model, X)  # (7, 5), the untrained model: what epoch 1 starts from
     loss_before = float(np.mean(np.log(np.exp(logits).sum(-1)) - logits[np.arange(len(y)), y]))
@@ -133,6 +166,6 @@ def test_short_prompt_and_unreachable_training(trained):
     with pytest.raises(ValueError, match="at least seq_len=4"):
         generate(model, vocab, "he", 3)
     seed_everything(0)
-    fresh = build_tinygpt(**SEED_SIZES)
+    fresh = build_tinygpt(**FIRST_SIZES)
     with pytest.raises(RuntimeError, match="after 1 epochs"):
         fit(fresh, X, y, max_epochs=1, learning_rate=1e-6)
