@@ -216,7 +216,9 @@ def tensorflow_startup(gpu: bool | None = None) -> Iterator[None]:
 
     >>> first = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n"
     >>> with tensorflow_startup(gpu=False):    # TensorFlow's first line: dropped
-    ...     _ = os.write(2, first)
+    ...     written = os.write(2, first)
+    >>> written == len(first)    # the write reached the held file, and nothing of it came back
+    True
     """
     if verbose():
         yield

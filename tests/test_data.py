@@ -59,9 +59,41 @@ def test_load_jsonl_uses_the_datasets_api():
     assert len(ds) == 64 and set(ds.column_names) == {"ind", "ctx", "endings", "label"}
 
 
-def test_jsonl_lines_are_valid_json():
-    for line in data.to_jsonl(data.product_rows(3)).decode().splitlines():
-        assert isinstance(json.loads(line), dict)
+SCHEMAS = {  # each shipped file's columns, in the order to_jsonl must keep, with their types
+    "arithmetic": {"messages": list},
+    "units": {"messages": list},
+    "products": {"description": str, "category": str, "features": list, "warranty_years": int, "price": int,
+                 "prompt": str, "completion": str},
+    "hellaswag_mc": {"ind": int, "ctx": str, "endings": list, "label": int},
+}
+
+
+def test_jsonl_round_trips_rows_exactly():
+    rows = data.product_rows(3) + [{"ctx": "故事 über café", "label": 0}]
+    raw = data.to_jsonl(rows)
+    lines = raw.decode("utf-8").split("\n")
+    assert lines[-1] == "" and b"\r" not in raw, f"one object per line, \\n endings: {raw[-40:]!r}"
+    parsed = [json.loads(line) for line in lines[:-1]]
+    assert parsed == rows, f"rows changed on the way through JSON: {parsed} != {rows}"
+    assert [list(p) for p in parsed] == [list(r) for r in rows], "key order must be kept (byte-stable files)"
+    assert "故事 über café".encode() in raw, f"non-ASCII must be written as UTF-8, not escaped: {lines[-2]!r}"
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_shipped_jsonl_rows_have_their_schema(name):
+    assert set(SCHEMAS) == set(data.DATASETS), f"SCHEMAS {sorted(SCHEMAS)} != DATASETS {sorted(data.DATASETS)}"
+    lines = (data.DATA_DIR / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(data.DATASETS[name]()), f"data/{name}.jsonl has {len(lines)} rows"
+    for i, line in enumerate(lines):
+        row = json.loads(line)
+        columns = {key: type(value) for key, value in row.items()}
+        assert columns == SCHEMAS[name] and list(row) == list(SCHEMAS[name]), f"data/{name}.jsonl row {i}: {columns}"
+        if "messages" in row:
+            roles = [m["role"] for m in row["messages"]]
+            assert roles == ["system", "user", "assistant"] and all(m["content"] for m in row["messages"]), (
+                f"data/{name}.jsonl row {i}: roles {roles}, contents {row['messages']}")
+        if "endings" in row:
+            assert len(row["endings"]) == 4 and 0 <= row["label"] < 4, f"data/{name}.jsonl row {i}: {row}"
 
 
 def test_unknown_or_missing_dataset_errors(tmp_path):
