@@ -8,7 +8,7 @@ from rouge_score import rouge_scorer
 
 from coursekit import evals
 
-WORDS = "the cat dog sat ran on a mat log quickly slowly red big small house tree , . !".split()
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", "quickly", "slowly", "red", "big", "small", "house", "tree", ",", ".", "!"]
 
 
 def random_sentence(rng, n=None):
@@ -132,13 +132,20 @@ def test_meteor_equals_nltk_without_synonyms():
 def test_exact_match_and_f1_known_cases():
     assert evals.exact_match(["The Eiffel Tower!", "Paris"], ["eiffel tower", "London"]) == 0.5
     assert evals.token_f1(["The cat sat."], ["a cat sat down"]) == pytest.approx(0.8)
-    assert evals.token_f1([""], [""]) == 1.0 and evals.token_f1(["x"], [""]) == 0.0
+    assert evals.token_f1(["x"], [""]) == 0.0
+
+
+def test_token_f1_follows_squad_v1_1_when_both_sides_normalise_to_nothing():
+    # evaluate-v1.1.py: no common token -> F1 0, even for two empty answers (v2.0 would give 1)
+    got = [evals.token_f1([p], [r]) for p, r in (("", ""), ("The!", "a"), (" ", "an ."))]
+    assert got == [0.0, 0.0, 0.0], got
+    assert evals.exact_match([""], [""]) == 1.0  # v1.1's exact match compares the normalised strings
 
 
 def test_bertscore_paraphrase_beats_unrelated():
     out = evals.bertscore(["A cat is sitting on the mat.", "Stock prices fell sharply today."],
                           ["The cat sat on the mat.", "The cat sat on the mat."])
-    assert out["per_pair_f1"][0] > 0.8 > 0.3 > out["per_pair_f1"][1]
+    assert out["per_pair_f1"][0] > 0.8 and out["per_pair_f1"][1] < 0.3, out["per_pair_f1"]
     assert out["layer"] == 6 and "minilm" in out["model"].lower()
     assert evals.bert_scorer.cache_info().currsize == 1
     evals.bertscore(["a"], ["b"])
@@ -182,3 +189,177 @@ def test_bad_input(fn):
         fn(["a", "b"], ["a"])
     with pytest.raises(TypeError, match="index 1"):
         fn(["a", 3], ["a", "b"])
+
+
+@pytest.mark.parametrize("fn", [evals.bleu, evals.rouge, evals.meteor, evals.exact_match, evals.token_f1,
+                                evals.bertscore])
+def test_a_bare_string_is_rejected_not_scored_per_character(fn):
+    # before: bleu("the cat sat", "the cat sat") scored 11 one-character segments (0.0), exact_match gave 1.0
+    for preds, refs in (("the cat sat", "the cat sat"), ("the cat sat", ["the cat sat"]),
+                        (["the cat sat"], "the cat sat")):
+        with pytest.raises(TypeError, match=r"bare string .*wrap it"):
+            fn(preds, refs)
+
+
+def test_perplexity_rejects_a_bare_string(tiny_llama):
+    with pytest.raises(TypeError, match="bare string"):
+        evals.perplexity(*tiny_llama, "def add(a, b): return a + b")
+
+
+@pytest.mark.parametrize("fn", [evals.rouge, evals.meteor, evals.exact_match, evals.token_f1])
+def test_multi_reference_scores_the_best_reference(fn):
+    pred, good, bad = "the cat sat on the mat", "the cat sat on a mat", "stock prices fell"
+    best = fn([pred], [good])
+    for refs in ([[good, bad]], [[bad, good]], [(bad, good)]):
+        got = fn([pred], refs)
+        assert got == best, (refs, got, best)
+    assert fn([pred], [[bad]]) != best, fn([pred], [[bad]])
+
+
+def test_rouge_multi_reference_equals_score_multi():
+    rng = random.Random(3)
+    scorer = rouge_scorer.RougeScorer(list(evals.ROUGE_KEYS), use_stemmer=True)
+    preds = [random_sentence(rng) for _ in range(8)]
+    refs = [[random_sentence(rng) for _ in range(rng.randint(1, 3))] for _ in range(8)]
+    want = [scorer.score_multi(r, p) for p, r in zip(preds, refs)]
+    got = evals.rouge(preds, refs)
+    for k in evals.ROUGE_KEYS:
+        expected = sum(w[k].fmeasure for w in want) / 8
+        assert got[k] == pytest.approx(expected, abs=1e-12), (k, got[k], expected)
+
+
+def test_token_f1_and_exact_match_take_the_max_over_gold_answers():
+    preds = ["Denver Broncos", "in 1990", "blue"]
+    refs = [["Broncos", "Denver Broncos", "The Denver Broncos"], ["1990", "the year 1991"], ["red", "green"]]
+    assert evals.exact_match(preds, refs) == pytest.approx(1 / 3), evals.exact_match(preds, refs)
+    f1 = evals.token_f1(preds, refs)  # 1.0, max(2/3, 0) (= P 1/2, R 1), 0
+    assert f1 == pytest.approx((1 + 2 / 3 + 0) / 3, abs=1e-12), f1
+
+
+def test_rouge_refuses_a_pair_past_the_lcs_limit_before_the_work(monkeypatch):
+    monkeypatch.setattr(evals.rouge_metric, "MAX_LCS_CELLS", 100)
+    assert evals.rouge(["w " * 10], ["w " * 10])["rougeL"] == 1.0  # 100 cells: at the limit
+    with pytest.raises(ValueError, match=r"11 × 10 tokens = 110 LCS cells, over MAX_LCS_CELLS=100.*split the texts"):
+        evals.rouge(["w " * 10], [["ok", "w " * 11]])
+
+
+def test_rouge_default_limit_refuses_5mb_texts_quickly():
+    import time
+
+    big = "lorem ipsum dolor sit amet " * 200_000  # ~5 MB, 1e6 tokens: a 1e12-cell table before
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="MAX_LCS_CELLS"):
+        evals.rouge([big], [big])
+    assert time.perf_counter() - start < 20, "the guard must run before the LCS table is built"
+
+
+def test_bleu_uses_the_closest_reference_length_not_the_first():
+    # hypothesis of 6 tokens; references of 3 and 6 tokens: the closest (6) gives no brevity penalty
+    preds, refs = ["a b c d e f"], [["a b c", "a b c d e f"]]
+    st = evals.bleu_stats(preds, refs)
+    assert (st.sys_len, st.ref_len) == (6, 6), st
+    preds, refs = ["a b c"], [["a b c d e f g h", "a b c d"]]  # closest is the second (4), not the first (8)
+    st = evals.bleu_stats(preds, refs)
+    assert st.ref_len == 4, st
+    want = sacrebleu.corpus_bleu(preds, [["a b c d e f g h"], ["a b c d"]]).score
+    assert evals.bleu(preds, refs) == pytest.approx(want, abs=1e-9), (evals.bleu(preds, refs), want)
+
+
+def test_bleu_strips_each_segment_as_sacrebleu():
+    preds, refs = ["the well - known dog -\n"], ["the well - known dog -"]
+    want = sacrebleu.corpus_bleu(preds, [refs]).score
+    assert want == pytest.approx(100.0), want
+    assert evals.bleu(preds, refs) == pytest.approx(want, abs=1e-9), evals.bleu(preds, refs)
+
+
+@pytest.mark.parametrize("smooth,value", [("exp", None), ("none", None), ("floor", None), ("floor", 0.5),
+                                          ("add-k", None), ("add-k", 2.0)])
+def test_bleu_smoothing_methods_equal_sacrebleu(smooth, value):
+    rng = random.Random(4)
+    for _ in range(15):
+        n = rng.randint(1, 4)
+        preds = [random_sentence(rng, rng.randint(1, 6)) for _ in range(n)]
+        refs = [random_sentence(rng) for _ in range(n)]
+        ours = evals.bleu(preds, refs, smooth=smooth, smooth_value=value)
+        theirs = sacrebleu.corpus_bleu(preds, [refs], smooth_method=smooth, smooth_value=value).score
+        assert ours == pytest.approx(theirs, abs=1e-9), (smooth, value, preds, refs, ours, theirs)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"smooth": "add-one"}, "smooth='add-one': unknown smoothing"),
+                                          ({"smooth": "exp", "smooth_value": 0.1}, "takes no value"),
+                                          ({"smooth": "floor", "smooth_value": -1}, "must be >= 0"),
+                                          ({"max_n": 0}, "max_n=0")])
+def test_bleu_rejects_what_it_does_not_support(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evals.bleu(["a b"], ["a b"], **kwargs)
+
+
+def _tiny_lm(kind, context):
+    """A tiny random causal LM whose config says it knows only ``context`` positions."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from coursekit.assets import train_tiny_tokenizer
+
+    tok = train_tiny_tokenizer(300)
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=context))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                             num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                             max_position_embeddings=context))
+    return model.eval(), tok
+
+
+LONG_TEXT = "the cat sat on the mat and the dog ran to the house by the big red tree " * 3
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_perplexity_windows_follow_the_models_context(kind):
+    # before: GPT-2 raised an opaque IndexError past n_positions; a RoPE model silently scored past its context
+    model, tok = _tiny_lm(kind, 16)
+    ids = torch.tensor([tok(LONG_TEXT)["input_ids"]])
+    assert ids.shape[1] > 40, ids.shape
+    got = evals.perplexity(model, tok, [LONG_TEXT])
+    total, count = evals.lm._strided_nll(model, ids, 16, 8)  # the window is the context, the stride half of it
+    assert count == ids.shape[1] - 1, (count, ids.shape)
+    assert got == pytest.approx(math.exp(total / count), rel=1e-6), (got, math.exp(total / count))
+    seen = []
+    model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(args[0].shape[1] if args else
+                                                                           kwargs["input_ids"].shape[1]),
+                                    with_kwargs=True)
+    evals.perplexity(model, tok, [LONG_TEXT, "the cat", LONG_TEXT], batch_size=2)
+    assert seen and max(seen) <= 16, seen  # no forward pass ever sees more positions than the model has
+
+
+def test_perplexity_of_a_short_text_is_unchanged_by_the_context_guard():
+    model, tok = _tiny_lm("gpt2", 16)
+    text = "the cat sat on the mat"
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    assert ids.shape[1] <= 16, ids.shape
+    with torch.no_grad():
+        want = math.exp(model(ids, labels=ids).loss.item())
+    assert evals.perplexity(model, tok, [text]) == pytest.approx(want, rel=1e-5)
+
+
+def test_perplexity_skips_texts_without_a_target_and_names_the_fix_when_none_has_one(tiny_llama):
+    model, tok = tiny_llama
+    text = "def add(a, b): return a + b"
+    base = evals.perplexity(model, tok, [text])
+    for stride in (None, 4):
+        assert evals.perplexity(model, tok, ["", text], stride=stride, max_length=8 if stride else None) == \
+            pytest.approx(evals.perplexity(model, tok, [text], stride=stride, max_length=8 if stride else None),
+                          rel=1e-9)
+        with pytest.raises(ValueError, match="fewer than 2 tokens.*pass texts of at least two"):
+            evals.perplexity(model, tok, [""], stride=stride, max_length=8 if stride else None)
+    assert math.isfinite(base)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"stride": 0}, "stride=0: must be a positive"),
+                                          ({"stride": 20, "max_length": 8}, r"stride=20: must be in 1..max_length \(8\)"),
+                                          ({"max_length": 17}, "max_length=17: over the model's context of 16"),
+                                          ({"batch_size": 0}, "batch_size=0")])
+def test_perplexity_bad_windows_name_the_fix_before_any_forward_pass(kwargs, match):
+    model, tok = _tiny_lm("gpt2", 16)
+    with pytest.raises(ValueError, match=match):
+        evals.perplexity(model, tok, [LONG_TEXT], **kwargs)

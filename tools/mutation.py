@@ -31,17 +31,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The from-scratch modules and the tests that own them (issue 13).
 DEFAULT_TESTS: dict[str, list[str]] = {
-    "coursekit/bpe/basic.py": ["tests/test_bpe.py"],
-    "coursekit/bpe/ranks.py": ["tests/test_bpe.py"],
-    "coursekit/bpe/tokenizer.py": ["tests/test_bpe.py"],
-    "coursekit/bpe/fast.py": ["tests/test_bpe.py"],
-    "coursekit/lora.py": ["tests/test_lora.py"],
+    "coursekit/bpe/basic.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
+    "coursekit/bpe/ranks.py": ["tests/test_bpe.py", "tests/test_gpt2_tokenizer.py"],
+    "coursekit/bpe/tokenizer.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
+    "coursekit/bpe/files.py": ["tests/test_bpe.py"],
+    "coursekit/bpe/fast.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
+    "coursekit/lora.py": ["tests/test_lora.py", "tests/test_lora_param_count.py"],
+    "coursekit/evals/bleu_metric.py": ["tests/test_evals.py", "tests/test_reference_bleu.py"],
+    "coursekit/evals/rouge_metric.py": ["tests/test_evals.py", "tests/test_reference_rouge.py"],
+    "coursekit/evals/overlap.py": ["tests/test_evals.py", "tests/test_reference_squad.py"],
     "coursekit/evals/text.py": ["tests/test_evals.py"],
     "coursekit/evals/lm.py": ["tests/test_evals.py"],
+    "coursekit/evals/answers.py": ["tests/test_answers.py"],
     "coursekit/evals/diversity.py": ["tests/test_diversity.py"],
     "coursekit/evals/price.py": ["tests/test_price.py"],
     "coursekit/evals/checks.py": ["tests/test_evals.py"],
-    "coursekit/gpt2.py": ["tests/test_gpt2.py"],
+    "coursekit/gpt2.py": ["tests/test_gpt2.py", "tests/test_gpt2_from_hf.py"],
     "coursekit/pretraining.py": ["tests/test_pretraining.py"],
     "coursekit/chat.py": ["tests/test_chat.py"],
 }

@@ -1,7 +1,7 @@
 """Metrics computed from a language model's own logits: perplexity and multiple-choice accuracy.
 
-* ``perplexity``: exp of the token-weighted mean NLL; padding never counts, and long
-  texts can be scored with the sliding-window method (``stride``).
+* ``perplexity``: exp of the token-weighted mean NLL; padding never counts, and a text longer than the
+  model's context (``model_context``) is scored with the sliding-window method (``stride``).
 * ``multiple_choice_accuracy``: HellaSwag-style, the ending with the lowest
   length-normalised loss wins. Works with transformers models and ``coursekit.gpt2.GPT2``.
 
@@ -44,25 +44,70 @@ def _token_nll(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[float
     return nll[keep].sum().item(), int(keep.sum())
 
 
+def model_context(model: Any) -> int | None:
+    """The most positions the model was built or trained for, from its config; None if it names none.
+
+    GPT-2: ``n_positions``; RoPE models (Llama, Qwen): ``max_position_embeddings``; ``coursekit.gpt2``:
+    ``block_size``. A RoPE model runs past it without an error, but its scores there mean nothing.
+    """
+    config = getattr(model, "config", None)
+    for name in ("n_positions", "max_position_embeddings", "block_size", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _window(model: Any, stride: int | None, max_length: int | None) -> tuple[int | None, int | None]:
+    """The window length and stride to score with, checked before any forward pass."""
+    for name, value in (("stride", stride), ("max_length", max_length)):
+        if value is not None and not (isinstance(value, int) and value > 0):
+            raise ValueError(f"{name}={value!r}: must be a positive number of tokens, or None for the model's context.")
+    context = model_context(model)
+    if max_length is not None and context is not None and max_length > context:
+        raise ValueError(f"max_length={max_length}: over the model's context of {context} positions; "
+                         f"use max_length <= {context} (or None for the whole context).")
+    window = max_length or context
+    if window is None and stride is not None:
+        raise ValueError(f"stride={stride}: the model's config names no context length; pass max_length= too.")
+    if window is not None and stride is not None and stride > window:
+        raise ValueError(f"stride={stride}: must be in 1..max_length ({window}); a larger step would skip tokens.")
+    if window is not None and window < 2:
+        raise ValueError(f"max_length={window}: a window needs at least 2 tokens (a context and a target).")
+    return window, stride
+
+
 @torch.no_grad()
 def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], stride: int | None = None,
                batch_size: int = 8, max_length: int | None = None) -> float:
     """exp(token-weighted mean NLL) over ``texts``, each scored whole as the tokenizer encodes it.
 
-    Padding never counts. With ``stride``, texts longer than the context are
-    scored with the sliding-window method: each window of ``max_length`` tokens
-    moves by ``stride`` and only its new tokens are scored, with the rest as context.
+    Padding never counts, and a text of under 2 tokens has nothing to score. Windows follow the model's
+    context (``model_context``) unless ``max_length`` is smaller: a text that fits is scored whole, in
+    batches of ``batch_size``; a longer one with the sliding-window method, each window of ``max_length``
+    tokens moving by ``stride`` (default: half the window) and scoring only its new tokens. So memory stays
+    at most ``batch_size`` × window logits, whatever the texts' length.
     """
     check_texts(texts)
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive number of texts per forward pass.")
+    window, stride = _window(model, stride, max_length)
     device = next(model.parameters()).device
-    encoded = [tokenizer(t)["input_ids"] for t in texts]
-    if stride is not None:
-        ctx = max_length or model.config.max_position_embeddings
-        total, count = 0.0, 0
-        for ids in encoded:
-            s, n = _strided_nll(model, torch.tensor([ids], device=device), ctx, stride)
+    encoded = [ids for ids in (tokenizer(t)["input_ids"] for t in texts) if len(ids) >= 2]
+    fits = [ids for ids in encoded if window is None or len(ids) <= window]
+    total, count = _batched_nll(model, fits, batch_size, device)
+    for ids in encoded:
+        if window is not None and len(ids) > window:
+            s, n = _strided_nll(model, torch.tensor([ids], device=device), window, stride or max(window // 2, 1))
             total, count = total + s, count + n
-        return math.exp(total / count)
+    if count == 0:
+        raise ValueError("No token to score: every text encodes to fewer than 2 tokens (an empty string has none); "
+                         "pass texts of at least two tokens.")
+    return math.exp(total / count)
+
+
+def _batched_nll(model: Any, encoded: list[list[int]], batch_size: int, device: Any) -> tuple[float, int]:
+    """Summed NLL and token count of texts that fit the context, ``batch_size`` at a time, right-padded."""
     total, count = 0.0, 0
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
@@ -75,19 +120,20 @@ def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], stride: int | N
             mask[row, :len(seq)] = 1
         s, n = _token_nll(model, ids, mask)
         total, count = total + s, count + n
-    if count == 0:
-        raise ValueError("No token to score: every text encodes to fewer than 2 tokens.")
-    return math.exp(total / count)
+    return total, count
 
 
 def _strided_nll(model: Any, ids: torch.Tensor, max_length: int, stride: int) -> tuple[float, int]:
+    """Summed NLL and count of one long text (1, T), window by window, each target scored once."""
     if not 0 < stride <= max_length:
-        raise ValueError(f"stride must be in 1..max_length ({max_length}); got {stride}.")
+        raise ValueError(f"stride={stride}: must be in 1..max_length ({max_length}).")
     total, count, scored_to = 0.0, 0, 1  # token 0 has no context, so it is never scored
     T = ids.shape[1]
     for begin in range(0, T, stride):
         end = min(begin + max_length, T)
         window = ids[:, begin:end]
+        if window.shape[1] < 2:  # a last window of one token holds no target
+            break
         logits = _logits(model(window))  # (1, W, V)
         nll = F.cross_entropy(logits[0, :-1].float(), window[0, 1:], reduction="none")  # (W-1,)
         # Only targets not scored by an earlier window. With stride == max_length (disjoint windows)
