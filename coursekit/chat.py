@@ -78,11 +78,11 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>", "
 
 
 class DataError(ValueError):
-    """A dataset row is malformed; the message names the row index and the field."""
+    """A dataset row is malformed; the message names the row index and the field (and ``source``, the file)."""
 
-    def __init__(self, index: int, field_name: str, problem: str) -> None:
-        self.index, self.field = index, field_name
-        super().__init__(f"row {index}: {problem}")
+    def __init__(self, index: int, field_name: str, problem: str, source: str | None = None) -> None:
+        self.index, self.field, self.problem, self.source = index, field_name, problem, source
+        super().__init__(f"{source}, row {index}: {problem}" if source else f"row {index}: {problem}")
 
 
 # ================================================================ data: three forms -> messages
@@ -110,14 +110,12 @@ def detect_format(row: Mapping[str, Any], fields_map: Mapping[str, str] | None =
 def _text(row: Mapping[str, Any], name: str, fields_map: Mapping[str, str], index: int, fmt: str,
           optional: bool = False) -> str:
     column = fields_map.get(name, name)
-    if column not in row:
+    value = row.get(column)
+    if value is None:  # absent, or null (how a table fills a field that only other rows have)
         if optional:
             return ""
         need = ", ".join(fields_map.get(f, f) for f in FORMATS[fmt])
         raise DataError(index, column, f"missing field {column!r} ({fmt} rows need {need})")
-    value = row[column]
-    if value is None and optional:
-        return ""
     if not isinstance(value, str):
         raise DataError(index, column, f"field {column!r} must be a string, got {type(value).__name__}")
     if not value.strip() and not optional:
@@ -190,13 +188,16 @@ def convert_rows(rows: Iterable[Mapping[str, Any]], fmt: str = "auto", fields_ma
 def held_out_split(rows: Sequence[Mapping[str, Any]], n_test: int, seed: int = 0) -> tuple[list, list]:
     """``(train, test)`` with no prompt in both: duplicates of a test prompt leave the train split.
 
-    Generated datasets repeat questions (``units`` has 120 distinct ones in 200
+    Generated datasets repeat questions (``units`` has 96 distinct ones in 200
     rows), so a plain random split would test on questions seen in training.
     """
     def key(row: Mapping[str, Any]) -> str:
         return repr([m["content"] for m in to_messages(row)[:-1]])
 
     prompts = sorted({key(r) for r in rows})
+    if 0 < len(prompts) <= n_test or (n_test > 0 and not prompts):
+        raise ValueError(f"holding out {n_test} prompts leaves none to train on: the rows have only {len(prompts)} "
+                         f"distinct prompts; hold out fewer than {len(prompts)}")
     random.Random(seed).shuffle(prompts)
     test_keys = set(prompts[:n_test])
     first_of: dict[str, Mapping[str, Any]] = {}
@@ -327,4 +328,6 @@ def prepare_dataset(data: Any, tokenizer: Any, fmt: str = "auto", fields_map: Ma
     from datasets import Dataset
 
     rows = convert_rows(data, fmt, fields_map, system)
+    if not rows:
+        raise ValueError("prepare_dataset got no rows: there is nothing to tokenize; give it at least one row")
     return Dataset.from_list([tokenize_chat(tokenizer, r["messages"], template) for r in rows])

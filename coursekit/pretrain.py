@@ -5,7 +5,7 @@
 
 One flag per field of ``GPT2Config`` and of ``pretraining.PretrainConfig`` (underscores
 become dashes; booleans take ``true``/``false``), plus ``--precision``, ``--log-file``
-and ``--no-resume``::
+and ``--no-resume``. A bad value is ``error: ...`` and exit status 2; rank 0 prints a start line and a summary::
 
     >>> args = build_parser().parse_args(["--n-layer", "2", "--learning-rate", "3e-3", "--torch-compile", "true"])
     >>> args.n_layer, args.learning_rate, args.torch_compile, args.precision
@@ -13,17 +13,21 @@ and ``--no-resume``::
     >>> profile_for("fp16", get_profile("smoke", verbose=False)).precision.name   # a CPU: fp32, said in one line
     fp16 asked for, but there is no CUDA GPU: training in fp32 (no CUDA: fp32 on CPU)
     'fp32'
+    >>> profile_for("banana")
+    Traceback (most recent call last):
+    ValueError: --precision banana: unknown precision; use one of auto, bf16, fp16, fp32
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
 from coursekit.gpt2 import GPT2Config
-from coursekit.pretraining import PretrainConfig, pretrain
+from coursekit.pretraining import PretrainConfig, PretrainRun, pretrain
 from coursekit.runtime import Profile, get_profile
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -51,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def profile_for(precision: str, profile: Profile | None = None) -> Profile:
     """``profile`` (default: this machine's) asking for ``precision``, under the rules a recipe's request follows
     (``Profile.asking``): bf16 where the GPU lacks it falls back to fp16, anything on a CPU stays fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision}: unknown precision; use one of {', '.join(PRECISIONS)}")
     profile = get_profile(verbose=False) if profile is None else profile
     request = {"auto": ("auto", False), "bf16": (True, False), "fp16": (False, True), "fp32": (False, False)}
     bf16, fp16 = request[precision]
@@ -61,10 +67,35 @@ def _config(cls: type, args: dict[str, Any]) -> Any:
     return cls(**{f.name: args[f.name] for f in fields(cls)})
 
 
+def start_line(model_cfg: GPT2Config, cfg: PretrainConfig, profile: Profile, world_size: int = 1) -> str:
+    """What the run is about to do, in one line."""
+    return (f"pretraining: {model_cfg.n_layer} layers × {model_cfg.n_embd} wide, vocab {model_cfg.vocab_size} · "
+            f"{cfg.max_steps:,} steps of {cfg.tokens_per_step(world_size):,} tokens · {profile.device} "
+            f"{profile.precision.name} · {world_size} process(es) · data {cfg.data_dir} → {cfg.output_dir}")
+
+
+def summary_line(run: PretrainRun, cfg: PretrainConfig) -> str:
+    """How the run ended, in one line."""
+    loss = f"final loss {run.losses[-1]:.4f}" if run.losses else "no steps trained"
+    val = f" · validation loss {run.val[-1][1]:.4f} at step {run.val[-1][0]}" if run.val else ""
+    return f"done: step {run.step} · {loss}{val} · {run.tokens_per_s:,.0f} tokens/s · checkpoint in {cfg.output_dir}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = vars(build_parser().parse_args(argv))
-    pretrain(_config(GPT2Config, args), _config(PretrainConfig, args), profile=profile_for(args["precision"]),
-             resume=not args["no_resume"], log_path=args["log_file"])
+    """Parse the flags, check them before any work (``error: ...``, exit status 2), train, and summarise."""
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    try:
+        model_cfg, cfg = _config(GPT2Config, args), _config(PretrainConfig, args)
+        profile = profile_for(args["precision"])
+    except ValueError as err:
+        parser.error(str(err))
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank:
+        print(start_line(model_cfg, cfg, profile, int(os.environ.get("WORLD_SIZE", "1"))), flush=True)
+    run = pretrain(model_cfg, cfg, profile=profile, resume=not args["no_resume"], log_path=args["log_file"])
+    if main_rank:
+        print(summary_line(run, cfg), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -41,11 +40,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit.checkpoints import CKPT_NAME, restore_checkpoint, save_checkpoint
+from coursekit.distributed import Dist, mean_across, setup_distributed
 from coursekit.gpt2 import GPT2, GPT2Config
 from coursekit.runtime import Precision, Profile, effective_seed, get_profile
 from coursekit.shards import ShardLoader
 
 EvalFn = Callable[[nn.Module], dict[str, float]]
+_LIMITS = {  # a setting, its least valid value, and the fix its error names
+    "max_steps": (1, "give the number of optimizer steps to train (pretraining runs by steps, not epochs)"),
+    "gradient_accumulation_steps": (1, "use 1 for no accumulation, N to sum N micro-batches per step"),
+    "batch_size": (1, "give the rows per micro-batch"), "max_length": (1, "give the tokens per row"),
+    "eval_batches": (1, "give the batches per evaluation (eval_steps=0 turns evaluation off)"),
+    "warmup_steps": (0, "use 0 for no warm-up"), "eval_steps": (0, "use 0 for no evaluation during training"),
+    "save_steps": (0, "use 0 for a checkpoint only at the end")}
 
 
 @dataclass
@@ -69,6 +76,11 @@ class PretrainConfig:
     torch_compile: bool = False
     seed: int = 1337
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, (least, fix) in _LIMITS.items():
+            if getattr(self, name) < least:
+                raise ValueError(f"{name}={getattr(self, name)}: must be at least {least}; {fix}")
 
     def tokens_per_step(self, world_size: int = 1) -> int:
         return self.batch_size * self.max_length * self.gradient_accumulation_steps * world_size
@@ -111,40 +123,6 @@ def make_optimizer(model: nn.Module, cfg: PretrainConfig, device: str) -> torch.
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.95), eps=1e-8, fused=device == "cuda")
-
-
-@dataclass
-class Dist:
-    """This process's place among the ``torchrun`` processes (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Dist:
-    """Under ``torchrun`` (RANK set): init the process group, nccl on GPU, gloo on CPU."""
-    if "RANK" not in os.environ:
-        return Dist()
-    backend = "nccl" if device == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
-    d = Dist(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
-    if device == "cuda":
-        torch.cuda.set_device(d.local_rank)
-    return d
-
-
-def mean_across(value: float, d: Dist) -> float:
-    """The mean of ``value`` over every process, so rank 0 logs the loss of the whole global batch."""
-    if d.world_size == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.item() / d.world_size
 
 
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "T4": 65e12}
@@ -211,13 +189,14 @@ def pretrain(model_cfg: GPT2Config, cfg: PretrainConfig, *, profile: Profile | N
     run = PretrainRun(loop.model, [], [], [], [], 0.0, 0)
     ckpt_path = Path(cfg.output_dir) / CKPT_NAME
     if resume and ckpt_path.exists():
-        run.step, run.losses = restore_checkpoint(ckpt_path, model_cfg, loop.model, loop.optimizer, loop.scaler,
-                                                  loop.loader)
+        run.step, reports = restore_checkpoint(ckpt_path, model_cfg, loop.model, loop.optimizer, loop.scaler,
+                                               {"train": loop.loader, "val": loop.val_loader})
+        run.losses, run.val, run.evals = reports["losses"], reports["val"], reports["evals"]
         if d.main:
             print(f"resumed from {ckpt_path} at step {run.step}")
     train_model = loop.wrapped(profile.device)
     bar = tqdm(total=cfg.max_steps, initial=run.step, disable=not (cfg.progress and d.main), desc="train")
-    log = open(log_path, "a") if (log_path and d.main) else None
+    log = open(log_path, "a") if (log_path and d.main) else None  # noqa: SIM115 (closed in the finally below)
     try:
         while run.step < min(cfg.max_steps, stop_after or cfg.max_steps):
             loop.train_step(train_model, run)
@@ -225,7 +204,7 @@ def pretrain(model_cfg: GPT2Config, cfg: PretrainConfig, *, profile: Profile | N
             loop.evaluate_at(run, eval_fn)
             if d.main and cfg.save_steps and run.step % cfg.save_steps == 0:
                 loop.save(ckpt_path, run)
-        if d.main:
+        if d.main and run.lrs and not (cfg.save_steps and run.step % cfg.save_steps == 0):  # unless just saved
             loop.save(ckpt_path, run)
     finally:
         bar.close()
@@ -270,6 +249,9 @@ class _Loop:
         val_loader = None
         if cfg.eval_steps and list(Path(cfg.data_dir).glob("val_*.npy")):
             val_loader = ShardLoader(cfg.data_dir, "val", cfg.batch_size, cfg.max_length, d.rank, d.world_size)
+        for shards in (loader, val_loader):  # an id past the embedding fails now, not at some step (or on a GPU)
+            if shards:
+                shards.check_vocab(model_cfg.vocab_size)
         peak = peak_flops(profile.device)
         mfu = flops_per_token(model_cfg, cfg.max_length, model.num_params()) / peak if peak else None
         return cls(model_cfg, cfg, profile.precision, d, device, model, optimizer, scaler, loader, val_loader, mfu)
@@ -289,7 +271,7 @@ class _Loop:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss = mean_across(self._accumulate(model), self.d)
-        check_finite(loss, run.step, self.scaler)
+        check_finite(loss, run.step + 1, self.scaler)  # the step this loss belongs to, as logged
         run.step += 1
         run.losses.append(loss)
         run.lrs.append(lr)
@@ -332,8 +314,9 @@ class _Loop:
             self.model.train()
 
     def save(self, path: Path, run: PretrainRun) -> None:
-        save_checkpoint(path, self.model, self.optimizer, self.scaler, run.step, self.loader, self.model_cfg,
-                        self.cfg, run.losses)
+        save_checkpoint(path, self.model, self.optimizer, self.scaler, run.step,
+                        {"train": self.loader, "val": self.val_loader}, self.model_cfg, self.cfg,
+                        {"losses": run.losses, "val": run.val, "evals": run.evals})
 
 
 def _report(bar: Any, log: IO[str] | None, run: PretrainRun, mfu_per_token_s: float | None) -> None:

@@ -50,6 +50,7 @@ FULL_MIN_GPU_GB = 40
 ENV_VAR = "COURSEKIT_PROFILE"
 REHEARSAL_VAR = "COURSEKIT_REHEARSAL"
 SKIP_LINE = "rehearsal: skipped a check that needs real scale"  # tools/rehearsal_report.py counts these lines
+PRECISIONS = ("bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,19 @@ class Precision:
     name: str  # "bf16" | "fp16" | "fp32"
     reason: str
 
+    def __post_init__(self) -> None:
+        if self.name not in PRECISIONS:
+            raise ValueError(f"Unknown precision {self.name!r}: use one of {', '.join(PRECISIONS)}.")
+
     @property
     def dtype(self) -> Any:
         import torch
-
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
 
     @property
     def weights_dtype(self) -> Any:
         """Weights that train: bf16 under bf16, else fp32 (fp16 mixed precision keeps fp32 master weights)."""
         import torch
-
         return torch.bfloat16 if self.name == "bf16" else torch.float32
 
     @property
@@ -85,7 +88,6 @@ class Precision:
         if self.name == "fp32":
             return contextlib.nullcontext()
         import torch
-
         return torch.autocast(device_type=device.split(":")[0], dtype=self.dtype)
 
 
@@ -176,7 +178,6 @@ def in_colab() -> bool:
 
 def _cuda_memory_gb() -> float:
     import torch
-
     return torch.cuda.get_device_properties(0).total_memory / 1024**3 if torch.cuda.is_available() else 0.0
 
 
@@ -204,7 +205,6 @@ def detect_profile() -> tuple[str, str]:
 def get_device() -> str:
     """``"cuda"`` if available, else ``"mps"`` (Apple silicon), else ``"cpu"``."""
     import torch
-
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)

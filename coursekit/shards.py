@@ -48,6 +48,9 @@ class ShardWriter:
 
     def add(self, ids: Sequence[int] | np.ndarray) -> None:
         arr = np.asarray(ids)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"Token ids must be integers; got an array of {arr.dtype}. Pass the tokenizer's ids "
+                             "(e.g. a list of int), not floats.")
         if arr.size and (arr.min() < 0 or arr.max() >= 2**16):
             raise ValueError(f"Token ids must be in [0, 65535] to fit uint16; got [{arr.min()}, {arr.max()}].")
         while arr.size:
@@ -107,6 +110,15 @@ def prepare_shards(docs: Iterable[str], encode: Any, eot: int, out_dir: str | Pa
     return {**counts, "documents": n}
 
 
+def _open_shard(path: Path) -> np.ndarray:
+    """A shard's memory map; anything but a 1-D uint16 array is an error naming the file and what it holds."""
+    tokens = np.load(path, mmap_mode="r")
+    if tokens.dtype != np.uint16 or tokens.ndim != 1:
+        raise ValueError(f"{path} holds a {tokens.ndim}-D {tokens.dtype} array; a shard is a 1-D uint16 array of "
+                         "token ids. Rewrite it with write_shards() or prepare_shards().")
+    return tokens
+
+
 class ShardLoader:
     """Reads (B, T) batches from uint16 shards; rank r of W takes slice r of each W·B·T block.
 
@@ -120,13 +132,27 @@ class ShardLoader:
             raise FileNotFoundError(f"No {split}_*.npy shards in {data_dir}. Write them with prepare_shards() (documents) or write_shards() (token ids).")
         self.B, self.T, self.rank, self.world = batch_size, seq_len, rank, world_size
         need = batch_size * seq_len * world_size + 1
-        sizes = [len(np.load(p, mmap_mode="r")) for p in self.paths]
+        sizes = [len(_open_shard(p)) for p in self.paths]
         if max(sizes) < need:
             raise ValueError(f"The {split} shards are too short for one batch: the largest has {max(sizes):,} "
                              f"tokens, one batch needs {need:,} (batch {batch_size} × seq_len {seq_len} × "
                              f"{world_size} processes + 1). Use a smaller batch/seq_len or more data.")
         self.shard, self.pos = 0, 0
         self._tokens = np.load(self.paths[0], mmap_mode="r")
+        self._max_ids: list[int] | None = None
+
+    def check_vocab(self, vocab_size: int) -> None:
+        """Raise if a shard holds a token id ≥ ``vocab_size`` (the embedding's rows), naming the shard.
+
+        Each shard's largest id is read once (one pass over its memory map), before any training.
+        """
+        if self._max_ids is None:
+            self._max_ids = [int(np.load(p, mmap_mode="r").max(initial=0)) for p in self.paths]
+        for path, top in zip(self.paths, self._max_ids):
+            if top >= vocab_size:
+                raise ValueError(f"{path} holds token id {top}, but the model's vocab_size is {vocab_size}: "
+                                 f"set vocab_size to at least {top + 1} (the tokenizer's vocabulary), or rewrite "
+                                 "the shards with the model's tokenizer.")
 
     def state_dict(self) -> dict[str, int]:
         return {"shard": self.shard, "pos": self.pos}

@@ -98,3 +98,27 @@ def test_prepared_dataset_trains_on_units_answers(tiny_llama):
     assert [chat.trained_text(tiny_llama[1], e) for e in ds] == [[r["messages"][-1]["content"] + "<|im_end|>"] for r in rows]
     html = chat.masked_html(tiny_llama[1], ds[0])
     assert html.count("<span") == len(ds[0]["input_ids"]) and "#c8f7c5" in html
+
+
+@pytest.mark.parametrize("messages, replies", [
+    ([{"role": "user", "content": "Reply with 42 and nothing else: 42"}, {"role": "assistant", "content": "42"}],
+     ["42"]),
+    ([{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"},
+      {"role": "user", "content": "Again: yes?"}, {"role": "assistant", "content": "yes"}], ["yes", "yes"]),
+])
+def test_the_mask_covers_each_assistant_turn_even_when_a_user_turn_holds_its_text(tiny_llama, messages, replies):
+    tok = tiny_llama[1]
+    text = chat.render_chat(tok, messages)
+    turns = [text.index(f"<|im_start|>assistant\n{r}", 0 if i == 0 else text.index("<|im_start|>assistant\n") + 1)
+             for i, r in enumerate(replies)]  # where each assistant turn's reply really is
+    expected = [(t + len("<|im_start|>assistant\n"), t + len("<|im_start|>assistant\n") + len(r) + len("<|im_end|>"))
+                for t, r in zip(turns, replies)]
+    spans = chat.assistant_spans(tok, messages, text)
+    assert spans == expected, f"spans {spans} vs the assistant turns {expected} in {text!r}"
+    assert text.index(replies[0]) < expected[0][0], "the reply's text occurs earlier, in a user turn"
+    ex = chat.tokenize_chat(tok, messages)
+    assert chat.trained_text(tok, ex) == [f"{r}<|im_end|>" for r in replies]
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    trained = [i for i, lab in enumerate(ex["labels"]) if lab != -100]
+    inside = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if any(s < b and e > a for a, b in expected)]
+    assert trained == inside, f"trained token positions {trained} vs the assistant turns' tokens {inside}"

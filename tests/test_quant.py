@@ -36,11 +36,13 @@ def test_finetune_undoes_the_inference_only_cpu_repacking(double_quant, capsys):
     model, tok = load_causal_lm(str(tiny_model_path("llama")), quantization_config=quant.bnb_config(4, double_quant=double_quant))
     layers = quant._linear4bit(model)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
+    shapes = [tuple(layer.weight.shape) for layer in layers]  # before any forward: the trainable layout
     with torch.no_grad():
         before = model(ids).logits
-    shapes = [tuple(layer.weight.shape) for layer in layers]
-    for layer in layers:
-        layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    for layer in layers:  # on an AVX512-BF16 CPU the forward above already repacked them: packing twice loses the layout
+        if not getattr(layer.weight.quant_state, "packing_format_for_cpu", False):
+            layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    assert all(layer.weight.quant_state.packing_format_for_cpu for layer in layers), "every layer is repacked before training"
     rows = [{"prompt": f"{a} + {a} =", "completion": str(2 * a)} for a in range(4)]
     run = sft.finetune(model, tok, rows, sft.SFTSettings(max_steps=1), output_dir=tempfile.mkdtemp(),
                        lora=sft.lora_config(r=4), progress=False, save=False)

@@ -214,3 +214,9 @@ def test_the_pretrain_precision_flag_follows_the_recipe_rules(capsys):
     assert profile_for("auto", P) is P
     assert profile_for("bf16", P).precision.name == "fp32" and "no CUDA GPU" in capsys.readouterr().out
     assert profile_for("fp32", P).precision.name == "fp32"
+
+
+def test_an_unknown_precision_name_is_an_error_listing_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown precision 'banana': use one of bf16, fp16, fp32"):
+        runtime.Precision("banana", "a typo")
+    assert runtime.Precision("fp16", "T4").fp16, "a valid name still builds"

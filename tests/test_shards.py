@@ -72,3 +72,25 @@ def test_prepare_shards_rejects_an_empty_corpus(tmp_path):
 def test_token_ids_must_fit_uint16(tmp_path):
     with pytest.raises(ValueError, match="uint16"):
         S.write_shards([1, 70000], tmp_path, "train")
+
+
+def test_a_shard_of_another_dtype_names_the_file_and_the_dtype(tmp_path):
+    np.save(tmp_path / "train_000000.npy", np.arange(500, dtype=np.float32) + 0.5)  # fractions: not token ids
+    with pytest.raises(ValueError, match=r"train_000000.npy holds a 1-D float32 array; a shard is a 1-D uint16"):
+        S.ShardLoader(tmp_path, "train", 2, 16)
+
+
+def test_the_writer_refuses_fractional_ids(tmp_path):
+    with pytest.raises(ValueError, match=r"Token ids must be integers; got an array of float64"):
+        S.write_shards([1.5, 2.0, 3.0], tmp_path, "train")
+    assert not list(tmp_path.glob("*.npy")), sorted(tmp_path.iterdir())
+
+
+def test_check_vocab_names_the_shard_and_the_largest_id(tmp_path):
+    S.write_shards([1, 2, 3] * 40, tmp_path, "train", shard_tokens=100)
+    S.write_shards([70], tmp_path / "x", "train")
+    (tmp_path / "x" / "train_000000.npy").rename(tmp_path / "train_000002.npy")
+    loader = S.ShardLoader(tmp_path, "train", 2, 16)
+    loader.check_vocab(71)  # ids 1..70 fit 71 rows
+    with pytest.raises(ValueError, match=r"train_000002.npy holds token id 70, but the model's vocab_size is 64"):
+        loader.check_vocab(64)

@@ -19,7 +19,7 @@ SmolLM2::
     (3, ['exact_match', 'loss', 'token_accuracy'])
     >>> load_recipe("recipes/sft_smoke.yml", learning_rte=1e-3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    coursekit.recipes.RecipeError: Unknown recipe key(s): 'learning_rte' (did you mean 'learning_rate'?). ...
+    coursekit.recipes.files.RecipeError: Unknown recipe key(s): 'learning_rte' (did you mean 'learning_rate'?). ...
 
 **One vocabulary.** The training settings are ``coursekit.sft.SFTSettings``, with Hugging Face's names.
 A recipe may use Axolotl's names instead; this one table maps them, at the YAML boundary only::
@@ -41,6 +41,9 @@ so ``load_recipe`` gives each key the type of its default and names the key when
 quantization by default, compute dtype = the training precision) and runs peft's
 ``prepare_model_for_kbit_training``; where bitsandbytes cannot run, one printed line says so and the model
 loads unquantized. The command line is ``python -m coursekit.finetune recipes/<name>.yml``.
+
+**Before the model loads**, ``run_recipe`` checks what would fail at the end (``check_recipe``: local dataset
+files, ``output_dir``, the rows and ``val_set_size``); ``recipes.files`` reads files with errors naming file and line.
 """
 
 from __future__ import annotations
@@ -52,16 +55,18 @@ from pathlib import Path
 from typing import Any
 
 from coursekit import assets
-from coursekit.chat import FIELD_NAMES, FORMATS, convert_rows, held_out_split, prepare_dataset
-from coursekit.data import DATA_DIR
+from coursekit.chat import FIELD_NAMES, FORMATS, DataError, convert_rows, held_out_split, prepare_dataset
 from coursekit.evals.answers import score_answers
-from coursekit.hub import check_access, load_hub_dataset
+from coursekit.hub import check_access
 from coursekit.quant import kbit_config
+from coursekit.recipes.files import (RecipeError, check_local_file, dataset_file, load_recipe_dataset, local_file,
+                                     read_recipe_file)
 from coursekit.runtime import Profile, get_profile
-from coursekit.sft import SFTRun, SFTSettings, finetune, lora_config
+from coursekit.sft import SFTRun, SFTSettings, check_output_dir, finetune, lora_config
 
-__all__ = ["AXOLOTL_ALIASES", "DatasetSpec", "Recipe", "RecipeError", "alias_table", "describe", "load_model",
-           "load_recipe", "load_recipe_dataset", "quantization_config", "recipe_dataset", "recipe_rows", "resolve_model_name", "run_recipe"]
+__all__ = ["AXOLOTL_ALIASES", "DatasetSpec", "Recipe", "RecipeError", "alias_table", "check_recipe", "describe",
+           "load_model", "load_recipe", "load_recipe_dataset", "quantization_config", "recipe_dataset", "recipe_rows",
+           "resolve_model_name", "run_recipe"]
 
 # Axolotl's name -> ours (Hugging Face's). The only place the two vocabularies meet.
 AXOLOTL_ALIASES: dict[str, str] = {
@@ -72,10 +77,6 @@ AXOLOTL_ALIASES: dict[str, str] = {
     "optimizer": "optim",
     "sample_packing": "packing",
 }
-
-
-class RecipeError(ValueError):
-    """A recipe is invalid; the message says which key and what is allowed."""
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Recipe:
     base_model: str  # Hub id, local folder, "packaged:smollm2" or "tiny:llama"
     datasets: list[DatasetSpec]
     output_dir: str
+    overwrite_output_dir: bool = False  # Hugging Face's name: replace an earlier run's files in output_dir
     training: SFTSettings = field(default_factory=SFTSettings)  # flat keys in the YAML
     chat_template: str = "auto"  # auto (the tokenizer's, else plain) | tokenizer | plain | chatml
     val_set_size: int = 0  # prompts held out (never trained on) and scored after training
@@ -196,17 +198,25 @@ def _flat(recipe: Recipe) -> dict[str, Any]:
     return {**values, **asdict(recipe.training)}
 
 
+def _settings(values: dict[str, Any], raw_keys: Iterable[str]) -> SFTSettings:
+    """The training settings; one that TRL would misread names itself as the recipe spelled it."""
+    try:
+        return SFTSettings(**{k: values.pop(k) for k in TRAINING_KEYS if k in values})
+    except ValueError as err:
+        spelled = [f"{k} is {AXOLOTL_ALIASES[k]}" for k in raw_keys
+                   if k in AXOLOTL_ALIASES and AXOLOTL_ALIASES[k] in str(err)]
+        raise RecipeError(f"Recipe: {err}" + (f" (the recipe's {', '.join(spelled)})" if spelled else "")) from None
+
+
 def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: Any) -> Recipe:
     """Read a YAML file (or take a dict or a Recipe), apply ``overrides``, and validate every key.
 
     Keys and overrides may use our names or Axolotl's (``AXOLOTL_ALIASES``).
     """
-    import yaml
-
     if isinstance(source, Recipe):
         raw = _flat(source)
     else:
-        raw = dict(source) if isinstance(source, Mapping) else yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        raw = dict(source) if isinstance(source, Mapping) else read_recipe_file(source)
     if not isinstance(raw, Mapping):
         raise RecipeError(f"A recipe must be a YAML mapping of keys; got {type(raw).__name__}.")
     _unknown([*raw, *overrides], VALID_KEYS, "recipe")
@@ -218,7 +228,10 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
         raise RecipeError("Recipe key 'datasets' must be a list of {path, name, split, format, fields, system}.")
     values = {k: _coerce(k, v, _DEFAULTS.get(k)) for k, v in values.items()}
     _check_choices(values)
-    training = SFTSettings(**{k: values.pop(k) for k in TRAINING_KEYS if k in values})
+    training = _settings(values, [*raw, *overrides])
+    if values.get("val_set_size", 0) < 0:
+        raise RecipeError(f"val_set_size={values['val_set_size']}: must be 0 (nothing held out) or a number of "
+                          "prompts to hold out")
     values["datasets"] = [_dataset_spec(d, i) for i, d in enumerate(values["datasets"])]
     recipe = Recipe(**values, training=training)
     if recipe.adapter == "qlora" and not recipe.load_in_8bit:
@@ -228,46 +241,46 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
     return recipe
 
 
-def _local_file(path: str) -> Path | None:
-    for base in (Path.cwd(), DATA_DIR.parent):
-        candidate = (base / path).resolve()
-        if candidate.is_file():
-            return candidate
-    return None
+def check_recipe(recipe: Recipe, read_rows: bool = True) -> None:
+    """What can be checked without a download: every local dataset file, ``output_dir`` (``sft.check_output_dir``),
+    and (``read_rows``, all datasets local) every row and ``val_set_size``. ``run_recipe`` runs it first."""
+    for i, spec in enumerate(recipe.datasets):
+        local = dataset_file(spec.path, f"datasets[{i}]")
+        if local is not None:
+            check_local_file(local, f"datasets[{i}]")
+    check_output_dir(recipe.output_dir, recipe.overwrite_output_dir)
+    if read_rows and all(local_file(s.path) for s in recipe.datasets):
+        recipe_rows(recipe)
 
 
-_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-def load_recipe_dataset(spec: DatasetSpec) -> Any:
-    """Load one dataset entry (local file or Hub) and check that its field mapping names real columns."""
-    from datasets import load_dataset
-
-    local = _local_file(spec.path)
-    if local is not None:
-        ds = load_dataset(_BUILDERS.get(local.suffix, "json"), data_files=str(local), split=spec.split)
-    elif Path(spec.path).suffix in _BUILDERS:
-        raise RecipeError(f"Dataset file {spec.path!r} not found (looked in {Path.cwd()} and the repository).")
-    else:
-        ds = load_hub_dataset(spec.path, spec.name, split=spec.split)  # an unreachable Hub: a clear AssetError
-    missing = {k: v for k, v in spec.fields.items() if v not in ds.column_names}
-    if missing:
-        raise RecipeError(f"Dataset {spec.path!r}: the field mapping {missing} names column(s) it lacks. "
-                          f"Its columns: {', '.join(ds.column_names)}.")
-    return ds
+def _rows(spec: DatasetSpec) -> list[dict[str, Any]]:
+    try:
+        return convert_rows(load_recipe_dataset(spec), spec.format, spec.fields, spec.system)
+    except DataError as err:  # name the file as well as the row
+        raise DataError(err.index, err.field, err.problem, source=f"dataset {spec.path!r}") from None
 
 
 def recipe_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(train, held_out)`` message rows of every dataset in the recipe (``held_out_split`` on ``val_set_size``)."""
-    rows = [r for s in recipe.datasets for r in convert_rows(load_recipe_dataset(s), s.format, s.fields, s.system)]
-    return held_out_split(rows, recipe.val_set_size, recipe.training.seed) if recipe.val_set_size else (rows, [])
+    rows = [r for s in recipe.datasets for r in _rows(s)]
+    if not recipe.val_set_size:
+        return rows, []
+    try:
+        return held_out_split(rows, recipe.val_set_size, recipe.training.seed)
+    except ValueError as err:
+        raise RecipeError(f"val_set_size={recipe.val_set_size} ({', '.join(d.path for d in recipe.datasets)}): "
+                          f"{err}") from None
+
+
+def _tokenized(rows: tuple[list, list], tokenizer: Any, template: str) -> tuple[Any, Any]:
+    train_rows, test_rows = rows
+    train_ds = prepare_dataset(train_rows, tokenizer, template=template)
+    return train_ds, (prepare_dataset(test_rows, tokenizer, template=template) if test_rows else None)
 
 
 def recipe_dataset(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
     """``(train, held_out)`` tokenized with assistant-only labels (``held_out`` is None without ``val_set_size``)."""
-    train_rows, test_rows = recipe_rows(recipe)
-    train_ds = prepare_dataset(train_rows, tokenizer, template=recipe.chat_template)
-    return train_ds, (prepare_dataset(test_rows, tokenizer, template=recipe.chat_template) if test_rows else None)
+    return _tokenized(recipe_rows(recipe), tokenizer, recipe.chat_template)
 
 
 def resolve_model_name(spec: str) -> str:
@@ -298,19 +311,23 @@ def load_model(recipe: Recipe, profile: Profile) -> tuple[Any, Any]:
 
 def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, progress: bool = True,
                **overrides: Any) -> SFTRun:
-    """Validate, load the model and data, train with LoRA, save the adapter and tokenizer.
+    """Validate, check (``check_recipe``), load the data and then the model, train with LoRA, save the adapter
+    and tokenizer (``overwrite_output_dir`` replaces an earlier run's files in ``output_dir``).
 
     With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored after training
     (``evals.score_answers``) into ``run.eval_metrics``. ``progress=False`` trains without the bar and the
     per-step log lines. The module docstring runs one end to end.
     """
     recipe = load_recipe(source, **overrides)
+    check_recipe(recipe, read_rows=False)
+    check_access(resolve_model_name(recipe.base_model))  # a gated model without a token: before any download
+    rows = recipe_rows(recipe)
     profile = get_profile(verbose=False).asking(bf16=recipe.bf16, fp16=recipe.fp16)
     model, tok = load_model(recipe, profile)
-    dataset, held_out = recipe_dataset(recipe, tok)
+    dataset, held_out = _tokenized(rows, tok, recipe.chat_template)
     lora = lora_config(recipe.lora_r, recipe.lora_alpha, recipe.lora_dropout, recipe.lora_target_modules)
     run = finetune(model, tok, dataset, recipe.training, output_dir=recipe.output_dir, profile=profile, lora=lora,
-                   progress=progress)
+                   progress=progress, overwrite_output_dir=recipe.overwrite_output_dir)
     tok.save_pretrained(recipe.output_dir)
     if held_out is not None and evaluate:
         run.eval_metrics = score_answers(run.model, tok, held_out)
