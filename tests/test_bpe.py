@@ -1,6 +1,7 @@
 """coursekit.bpe, one file per step: lossless round trips, exact fast training, special tokens, bad input."""
 
 import json
+import re
 import warnings
 
 import pytest
@@ -8,8 +9,9 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coursekit.bpe import (BPETokenizer, best_pair, fast_merges, get_stats, gpt2_byte_decoder, merge, naive_merges,
-                           token_pieces)
+from coursekit.bpe import (BPETokenizer, best_pair, fast_merges, from_mergeable_ranks, get_stats, gpt2_byte_decoder,
+                           merge, naive_merges, token_pieces)
+from coursekit.bpe.files import read_tokenizer_file, write_tokenizer_file
 from coursekit.data import CHINESE_PARAGRAPHS, ENGLISH_PARAGRAPHS, MULTILINGUAL_SAMPLES, pydoc_text
 
 END = "<|endoftext|>"
@@ -207,21 +209,31 @@ def _saved(tmp_path, kind, edit):
 BAD_FILES = {  # what is wrong -> (kind, edit, words the one-line error must contain)
     "truncated": ("raw", lambda b: b[: len(b) // 2], "not valid JSON"),
     "empty": ("raw", lambda b: b"", "not valid JSON"),
-    "not_utf8": ("raw", lambda b: b"\xff\xfe" + b, "not UTF-8"),
+    "not_utf8": ("raw", lambda b: b"\xff\xfe" + b, "not UTF-8 text (byte 0 is b'\\xff')"),  # that one byte
     "a_list": ("raw", lambda b: b"[1, 2]", "not a coursekit-bpe file"),
     "special_twice": ("raw", lambda b: b.replace(b'"<|b|>"', b'"<|a|>"'), "'<|a|>' twice"),
     "other_format": ("json", lambda d: d.update(format="minbpe"), "format='minbpe'"),
     "newer_version": ("json", lambda d: d.update(version=2), "version 2"),
     "no_merges": ("json", lambda d: d.pop("merges"), "['merges']"),
     "bad_pattern": ("json", lambda d: d.update(pattern="(unclosed"), "not a valid regex"),
+    "empty_pattern": ("json", lambda d: d.update(pattern=""), "'pattern' must be a non-empty regex string, got ''"),
+    "pattern_not_a_string": ("json", lambda d: d.update(pattern=5), "'pattern' must be a non-empty regex string, got 5"),
+    "merges_not_a_list": ("json", lambda d: d.update(merges={}),
+                          "'merges' must be a list of [left id, right id] pairs, got dict"),
     "merge_not_a_pair": ("json", lambda d: d["merges"].__setitem__(1, [104]), "merge 1 must be a pair"),
     "merge_bool_id": ("json", lambda d: d["merges"].__setitem__(1, [True, 104]), "merge 1 must be a pair"),
     "merge_unknown_id": ("json", lambda d: d["merges"].__setitem__(0, [104, 300]), "unknown id"),
+    "merge_uses_its_own_id": ("json", lambda d: d["merges"].__setitem__(0, [104, 256]),
+                              "merge 0 [104, 256] makes id 256 from an unknown id (only ids below 256"),
     "merge_repeated": ("json", lambda d: d["merges"].__setitem__(3, d["merges"][0]), "repeats merge 0"),
     "special_is_a_merge": ("json", lambda d: d["special_tokens"].update({"<|a|>": 257}), "already merge 1"),
+    "special_is_merge_0": ("json", lambda d: d["special_tokens"].update({"<|a|>": 256}),
+                           "has id 256, which is already merge 0 (ids below 260"),
     "special_is_a_byte": ("json", lambda d: d["special_tokens"].update({"<|a|>": 65}), "already a byte"),
     "specials_share_an_id": ("json", lambda d: d["special_tokens"].update({"<|b|>": 260}), "share id 260"),
     "special_not_an_id": ("json", lambda d: d["special_tokens"].update({"<|a|>": "260"}), "non-negative integer"),
+    "specials_not_a_map": ("json", lambda d: d.update(special_tokens=[["<|a|>", 260]]),
+                           "'special_tokens' must map token strings to ids, got list"),
 }
 
 
@@ -245,6 +257,15 @@ def test_load_keeps_a_valid_file_identical(tmp_path):
     path = _saved(tmp_path, "json", lambda d: None)  # the checks refuse nothing that save writes
     loaded = BPETokenizer.load(path)
     assert loaded.special_tokens == {"<|a|>": 260, "<|b|>": 261} and len(loaded.merges) == 4, repr(loaded)
+
+
+def test_file_keeps_byte_zero_and_non_ascii_text(tmp_path):
+    # id 0 (the NUL byte) is an id like any other; non-ASCII text is written as UTF-8, not as \u escapes
+    pattern, merges, specials = r"\p{L}+|é", [(0, 0), (256, 0)], {"<|终|>": 258}
+    path = write_tokenizer_file(tmp_path / "tok.json", pattern, merges, specials)
+    text = path.read_text(encoding="utf-8")
+    assert '"<|终|>"' in text and "é" in text and "\\u" not in text, text
+    assert read_tokenizer_file(path) == (pattern, merges, specials)
 
 
 # ---------------------------------------------------------------- bad input
@@ -300,3 +321,25 @@ def test_gpt2_byte_decoder_is_a_bijection():
     table = gpt2_byte_decoder()
     assert sorted(table.values()) == list(range(256)) and len(table) == 256
     assert table["Ġ"] == ord(" ") and table["A"] == ord("A")
+
+
+# ---------------------------------------------------------------- ranks that are not a byte-level BPE's
+BYTE_RANKS = {bytes([b]): b for b in range(256)}
+
+
+@pytest.mark.parametrize(("lacking", "listed"), [(8, "[0, 1, 2, 3, 4, 5, 6, 7]:"), (9, "[0, 1, 2, 3, 4, 5, 6, 7]...:")])
+def test_ranks_lacking_bytes_list_the_first_eight(lacking, listed):
+    ranks = {token: rank for token, rank in BYTE_RANKS.items() if token[0] >= lacking}
+    with pytest.raises(ValueError, match=re.escape(f"ranks lack the single bytes {listed} a byte-level BPE needs all")):
+        from_mergeable_ranks(ranks, r"\w+")
+
+
+def test_ranks_of_a_merged_token_below_256_are_refused():
+    with pytest.raises(ValueError, match=re.escape("token b'ab' has rank 100 < 256: our ids 0-255 are the bytes")):
+        from_mergeable_ranks(BYTE_RANKS | {b"ab": 100}, r"\w+")
+
+
+def test_ranks_of_a_token_that_is_not_one_merge_are_refused():
+    # b"abc" with neither b"ab" nor b"bc" ranked: no merge of two lower-ranked tokens makes it
+    with pytest.raises(ValueError, match=re.escape("token b'abc' (rank 256) is not one merge of two lower-ranked")):
+        from_mergeable_ranks(BYTE_RANKS | {b"abc": 256}, r"\w+")

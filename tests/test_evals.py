@@ -185,6 +185,9 @@ def test_multiple_choice_picks_the_planted_answer():
 def test_bad_input(fn):
     with pytest.raises(ValueError, match="Empty"):
         fn([], [])
+    for preds, refs in (([], ["a"]), (["a"], [])):  # one empty side is "empty", not a length mismatch
+        with pytest.raises(ValueError, match=f"Empty input: got {len(preds)} predictions and {len(refs)} references"):
+            fn(preds, refs)
     with pytest.raises(ValueError, match="2 vs 1"):
         fn(["a", "b"], ["a"])
     with pytest.raises(TypeError, match="index 1"):
@@ -199,6 +202,16 @@ def test_a_bare_string_is_rejected_not_scored_per_character(fn):
                         (["the cat sat"], "the cat sat")):
         with pytest.raises(TypeError, match=r"bare string .*wrap it"):
             fn(preds, refs)
+
+
+def test_check_texts_rejects_an_empty_list_and_non_strings():
+    from coursekit.evals.checks import check_texts
+
+    with pytest.raises(ValueError, match="Empty input"):
+        check_texts([])
+    with pytest.raises(TypeError, match="text at index 1 is int, not a string"):
+        check_texts(["a", 3])
+    assert check_texts(["a", "b"]) is None, "two strings are valid texts"
 
 
 def test_perplexity_rejects_a_bare_string(tiny_llama):
