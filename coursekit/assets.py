@@ -315,6 +315,11 @@ def load_causal_lm(name: str, dtype: Any = None, profile: Profile | None = None,
         raise hub_error(name, err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    for module in model.modules():  # bitsandbytes' 4-bit layers on an AVX512-BF16 CPU
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            # Its fused kernel repacks the weight at the first eval forward: it has no backward (training after
+            # it learns from a wrong gradient) and it fails on a layer whose width is not a multiple of 32.
+            module.support_avx512bf16_for_cpu = False
     if profile is not None:
         model = profile.place(model)
     return model.eval(), tok

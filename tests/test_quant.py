@@ -55,3 +55,20 @@ def test_finetune_undoes_the_inference_only_cpu_repacking(double_quant, capsys):
     # the repacking rounds the absmax scales to bf16 (8 mantissa bits): the base model moves by about that much
     change = ((after - before).abs().max() / before.abs().max()).item()
     assert change < 2**-6, f"the restored base model's logits moved by {change:.2e} of their scale"
+
+
+def test_a_4bit_load_never_repacks_for_the_inference_only_kernel():
+    """On an AVX512-BF16 CPU bitsandbytes would repack at the first eval forward: no backward, and an assert on
+    a layer whose width is not a multiple of 32 (the rehearsal's stand-in models). The load turns it off."""
+    import torch
+
+    from coursekit.assets import load_causal_lm
+
+    model, _ = load_causal_lm(str(tiny_model_path("llama")), quantization_config=quant.bnb_config(4))
+    layers = quant._linear4bit(model)
+    assert layers and not any(layer.support_avx512bf16_for_cpu for layer in layers), \
+        f"{sum(layer.support_avx512bf16_for_cpu for layer in layers)} of {len(layers)} layers may still repack"
+    with torch.no_grad():
+        model(torch.tensor([[1, 2, 3, 4, 5]]))
+    packed = [layer for layer in layers if getattr(layer.weight.quant_state, "packing_format_for_cpu", False)]
+    assert not packed, f"{len(packed)} of {len(layers)} 4-bit layers were repacked by an eval forward"
