@@ -28,9 +28,10 @@ from typing import Any
 
 from coursekit.gpt2 import GPT2Config
 from coursekit.pretraining import PretrainConfig, PretrainRun, pretrain
+from coursekit.runtime import PRECISIONS as PROFILE_PRECISIONS
 from coursekit.runtime import Profile, get_profile
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = ("auto", *PROFILE_PRECISIONS)  # "auto": what the device does best
 
 
 def _parse_bool(text: str) -> bool:
