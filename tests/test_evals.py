@@ -106,6 +106,35 @@ def test_rouge_matches_rouge_score():
         assert ours[k] == pytest.approx(sum(s[k].fmeasure for s in ref_scores) / 10, abs=1e-9)
 
 
+def test_rouge_stems_inflected_words_as_rouge_score():
+    # the stemmer matters only on inflections, which random_sentence has none of
+    preds, refs = ["the cats were running and agreeing"], ["a cat was run , agrees"]
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    want = scorer.score(refs[0], preds[0])
+    ours = evals.rouge(preds, refs)
+    for k in evals.ROUGE_KEYS:
+        assert ours[k] == pytest.approx(want[k].fmeasure, abs=1e-9), (k, ours[k], want[k].fmeasure)
+    assert ours["rouge1"] > rouge_scorer.RougeScorer(["rouge1"]).score(refs[0], preds[0])["rouge1"].fmeasure
+
+
+def test_unicode_tokenizer_stems_ascii_words_longer_than_three_letters_as_rouge_score():
+    from nltk.stem import porter
+    from rouge_score import tokenize
+
+    from coursekit.evals.rouge_metric import UnicodeTokenizer
+
+    text = "Running cats was agrees the dogs are"  # 'was' (3 letters) stays, as in rouge-score
+    want = tokenize.tokenize(text, porter.PorterStemmer())
+    assert UnicodeTokenizer().tokenize(text) == want, (UnicodeTokenizer().tokenize(text), want)
+    assert want == ["run", "cat", "was", "agre", "the", "dog", "are"], want
+    # non-ASCII words are never stemmed (Porter is an English stemmer); CJK splits into characters
+    got = UnicodeTokenizer().tokenize("naïvely cafés 日本 cats")
+    assert got == ["naïvely", "cafés", "日", "本", "cat"], got
+    assert UnicodeTokenizer(use_stemmer=False).tokenize("Running cats") == ["running", "cats"]
+    # and rouge's non-ASCII path stems: an inflection still matches
+    assert evals.rouge(["the cats sat 日"], ["the cat sat 日"])["rouge1"] == pytest.approx(1.0)
+
+
 def test_rouge_handles_non_latin_text():
     default = rouge_scorer.RougeScorer(["rouge1"]).score("猫坐在垫子上", "猫坐在垫子上")["rouge1"].fmeasure
     assert default == 0.0  # the library's tokenizer drops every Chinese character
@@ -254,6 +283,10 @@ def test_rouge_refuses_a_pair_past_the_lcs_limit_before_the_work(monkeypatch):
     assert evals.rouge(["w " * 10], ["w " * 10])["rougeL"] == 1.0  # 100 cells: at the limit
     with pytest.raises(ValueError, match=r"11 × 10 tokens = 110 LCS cells, over MAX_LCS_CELLS=100.*split the texts"):
         evals.rouge(["w " * 10], [["ok", "w " * 11]])
+    # the message prices the limit at ~50 bytes a cell
+    monkeypatch.setattr(evals.rouge_metric, "MAX_LCS_CELLS", 10**8)
+    with pytest.raises(ValueError, match=r"MAX_LCS_CELLS=100000000 \(~5\.0 GB\)"):
+        evals.rouge(["w " * 10_001], ["w " * 10_000])
 
 
 def test_rouge_default_limit_refuses_5mb_texts_quickly():
@@ -296,6 +329,39 @@ def test_bleu_smoothing_methods_equal_sacrebleu(smooth, value):
         ours = evals.bleu(preds, refs, smooth=smooth, smooth_value=value)
         theirs = sacrebleu.corpus_bleu(preds, [refs], smooth_method=smooth, smooth_value=value).score
         assert ours == pytest.approx(theirs, abs=1e-9), (smooth, value, preds, refs, ours, theirs)
+
+
+def test_bleu_decodes_html_entities_as_sacrebleu():
+    # 13a turns &quot; &amp; &lt; &gt; into their characters before splitting, and leaves the characters alone
+    preds = ['he said "a &amp; b" &lt;ok&gt;', 'x & y < z "q"']
+    refs = ['he said &quot;a & b&quot; <ok>', 'x &amp; y &lt; z &quot;q&quot;']
+    want = sacrebleu.corpus_bleu(preds, [refs]).score
+    assert want == pytest.approx(100.0), want
+    assert evals.bleu(preds, refs) == pytest.approx(want, abs=1e-9), evals.bleu(preds, refs)
+    assert evals.tokenize_13a('"a &amp; b"') == ['"', 'a', '&', 'b', '"'], evals.tokenize_13a('"a &amp; b"')
+
+
+@pytest.mark.parametrize("max_n", [1, 2, 3])
+def test_bleu_of_lower_orders_equals_sacrebleu(max_n):
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(5)
+    preds = [random_sentence(rng) for _ in range(6)]
+    refs = [random_sentence(rng) for _ in range(6)]
+    want = BLEU(max_ngram_order=max_n).corpus_score(preds, [refs]).score
+    got = evals.bleu(preds, refs, max_n=max_n)
+    assert got == pytest.approx(want, abs=1e-9), (max_n, got, want)
+
+
+def test_bleu_checks_its_smoothing_before_the_work(monkeypatch):
+    from coursekit.evals import bleu_metric
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("bleu_stats ran before the smoothing was checked")
+
+    monkeypatch.setattr(bleu_metric, "bleu_stats", no_work)
+    with pytest.raises(ValueError, match="smooth='add-one': unknown smoothing"):
+        evals.bleu(["a b"], ["a b"], smooth="add-one")
 
 
 @pytest.mark.parametrize("kwargs,match", [({"smooth": "add-one"}, "smooth='add-one': unknown smoothing"),

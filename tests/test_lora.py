@@ -120,10 +120,53 @@ def test_bad_rank_or_alpha(tiny_llama, r, alpha):
         LoRALinear(nn.Linear(4, 4), r=r, alpha=alpha)
 
 
+def test_layer_checks_each_argument_by_name():
+    with pytest.raises(TypeError, match="LoRALinear wraps nn.Linear or transformers Conv1D, got Conv2d"):
+        LoRALinear(nn.Conv2d(2, 2, 1), r=2, alpha=4)
+    with pytest.raises(ValueError, match="rank r must be a positive integer, got r=0"):
+        LoRALinear(nn.Linear(4, 4), r=0, alpha=8)
+    for dropout in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got"):
+            LoRALinear(nn.Linear(4, 4), r=2, alpha=4, dropout=dropout)
+    # alpha below 1 and a float alpha are fine: only alpha > 0 is asked
+    assert LoRALinear(nn.Linear(4, 4), r=4, alpha=0.5).scaling == 0.125
+    assert LoRALinear(nn.Linear(4, 4), r=4, alpha=16.5).scaling == 4.125
+
+
+def test_apply_lora_checks_rank_and_alpha_before_touching_the_model(tiny_llama):
+    model = copy.deepcopy(tiny_llama[0])
+    with pytest.raises(ValueError, match="rank r must be a positive integer, got r=0"):
+        apply_lora(model, ["q_proj"], r=0, alpha=8)
+    assert all(p.requires_grad for p in model.parameters()), "a refused apply_lora must not freeze the model"
+    assert len(lora_layers(apply_lora(model, ["q_proj"], r=4, alpha=0.5))) == 2
+
+
+def test_adapters_are_fp32_on_half_bases_and_keep_fp64():
+    for base_dtype, want in ((torch.float16, torch.float32), (torch.bfloat16, torch.float32),
+                             (torch.float32, torch.float32), (torch.float64, torch.float64)):
+        layer = LoRALinear(nn.Linear(8, 4).to(base_dtype), r=2, alpha=4)
+        assert (layer.A.dtype, layer.B.dtype) == (want, want), (base_dtype, layer.A.dtype, layer.B.dtype)
+
+
+def test_A_is_initialised_as_nn_linear_and_peft():
+    base = nn.Linear(64, 32)
+    torch.manual_seed(0)
+    layer = LoRALinear(base, r=8, alpha=16)
+    torch.manual_seed(0)
+    want = nn.Linear(64, 8, bias=False).weight  # kaiming-uniform with a=sqrt(5): what peft's lora_A gets
+    assert torch.equal(layer.A, want), (layer.A[0, :3], want[0, :3])
+
+
+def test_repr_and_empty_counts():
+    layer = LoRALinear(nn.Linear(64, 32), r=4, alpha=8)
+    assert "Linear(64 -> 32), r=4, alpha=8, scaling=2, merged=False\n" in repr(layer), repr(layer)
+    assert str(count_trainable(nn.Module())) == "trainable params: 0 || all params: 0 || trainable%: 0.0000"
+
+
 def test_applying_twice_is_an_error(tiny_llama):
     model = apply_lora(copy.deepcopy(tiny_llama[0]), ["q_proj", "v_proj"], r=4, alpha=8)
-    with pytest.raises(ValueError, match="already"):
-        apply_lora(model, ["v_proj"], r=4, alpha=8)
+    with pytest.raises(ValueError, match="already applied to 'model.layers.0.self_attn.v_proj' "):
+        apply_lora(model, ["v_proj"], r=4, alpha=8)  # names the first adapted layer it met
     with pytest.raises(ValueError, match="already"):
         LoRALinear(model.model.layers[0].self_attn.q_proj, r=4, alpha=8)
     # a different, not yet adapted layer is fine
