@@ -140,3 +140,47 @@ def test_bad_input():
         with pytest.raises(ValueError, match=message):
             model.generate(one, **{"max_new_tokens": 1, **kwargs})
     assert config_mismatch(GPT2Config(n_layer=2), GPT2Config(n_layer=3)) == ["n_layer"]
+
+
+def test_default_config_is_gpt2_small_as_hf_sizes_it():
+    """The defaults are GPT-2 small's sizes and layer-norm epsilon (HF's GPT2Config), without padding, and no
+    dropout (pretraining from scratch, as the lesson runs it; HF's 0.1 is for fine-tuning its checkpoint)."""
+    ours, hf = GPT2Config(), HFConfig()
+    got = (ours.block_size, ours.vocab_size, ours.n_layer, ours.n_head, ours.n_embd, ours.layer_norm_eps)
+    want = (hf.n_positions, hf.vocab_size, hf.n_layer, hf.n_head, hf.n_embd, hf.layer_norm_epsilon)
+    assert got == want, (got, want)
+    assert (ours.padded_vocab_size, ours.dropout) == (50257, 0.0), (ours.padded_vocab_size, ours.dropout)
+
+
+def test_init_statistics_and_head_shape():
+    """Every linear and embedding weight starts N(0, 0.02) (residual projections scaled, tested above), biases 0;
+    the tied head reads C features and writes the padded vocabulary."""
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=2, n_head=4, n_embd=128, block_size=64, vocab_size=500, pad_vocab_to=64)
+    model = GPT2(cfg)
+    for name, weight in (("wte", model.transformer.wte.weight), ("wpe", model.transformer.wpe.weight),
+                         ("h.0.attn.c_attn", model.transformer.h[0].attn.c_attn.weight),
+                         ("h.1.mlp.c_fc", model.transformer.h[1].mlp.c_fc.weight)):
+        mean, std = weight.mean().item(), weight.std().item()
+        # ≥ 8,192 samples: the sample mean is within ~0.0002 of 0 and the std within ~1.5% of 0.02 (4 sigma)
+        assert abs(mean) < 1e-3 and std == pytest.approx(0.02, rel=0.06), f"{name}: mean {mean:.5f} std {std:.5f}"
+    assert (model.lm_head.in_features, model.lm_head.out_features) == (128, 512), model.lm_head
+
+
+def test_non_embedding_count_drops_only_the_position_table():
+    model = GPT2(GPT2Config(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30))
+    assert model.num_params(non_embedding=True) == model.num_params() - 8 * 16, \
+        (model.num_params(non_embedding=True), model.num_params())
+
+
+def test_a_full_context_is_accepted_and_ignore_index_is_minus_100():
+    torch.manual_seed(0)
+    model = GPT2(GPT2Config(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30)).eval()
+    idx = torch.randint(0, 30, (2, 8))
+    logits, _ = model(idx)  # T == block_size is the whole context, not past it
+    assert logits.shape == (2, 8, 30), logits.shape
+    targets = idx.clone()
+    targets[:, :5] = -100  # HF's label convention: these positions are not scored
+    _, loss = model(idx, targets=targets)
+    want = torch.nn.functional.cross_entropy(logits[:, 5:].reshape(-1, 30), idx[:, 5:].reshape(-1))
+    torch.testing.assert_close(loss, want)

@@ -79,8 +79,10 @@ def _not_attempted(answer: Any) -> bool:
 
 
 def _where(err: BaseException) -> str:
-    """The student's line that raised, when the traceback has one from the notebook (``<ipython-input...>``)."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.endswith(".py")]
+    """The student's line that raised, when the traceback has one from a notebook cell (ipykernel names a cell
+    ``/tmp/ipykernel_<pid>/<n>.py``, older IPython ``<ipython-input-...>``)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if "ipykernel_" in f.filename or not f.filename.endswith(".py")]
     return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames and frames[-1].line else ""
 
 
