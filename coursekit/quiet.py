@@ -105,6 +105,9 @@ TF_STARTUP_LINES: tuple[str, ...] = (  # harmless everywhere: TensorFlow's own s
             r"in performance-critical operations\.",
     r"To enable the following instructions: [\w ,.]+, in other operations, rebuild TensorFlow with the "
     r"appropriate compiler flags\.",
+    _ABSL + r"port\.cc:\d+\] oneDNN custom operations are on\. You may see slightly different numerical results "
+            r"due to floating-point round-off errors from different computation orders\. To turn them off, set the "
+            r"environment variable `TF_ENABLE_ONEDNN_OPTS=0`\.",
 )
 TF_NO_GPU_LINES: tuple[str, ...] = (  # harmless only where there is no GPU: then they are simply true
     _ABSL + r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, GPU will not be used\.",

@@ -36,6 +36,35 @@ def test_a_bad_setting_is_one_line_naming_it_and_the_fix(setting, value, fix):
     assert text.startswith(f"{setting}={value}: must be at least") and fix in text and "\n" not in text, text
 
 
+@pytest.mark.parametrize(("setting", "least"), [
+    ("max_steps", 1), ("gradient_accumulation_steps", 1), ("batch_size", 1), ("max_length", 1), ("eval_batches", 1),
+    ("warmup_steps", 0), ("eval_steps", 0), ("save_steps", 0)])
+def test_each_limit_accepts_its_least_value_and_refuses_one_less(setting, least):
+    assert getattr(PretrainConfig(**{setting: least}), setting) == least
+    with pytest.raises(ValueError, match=rf"^{setting}={least - 1}: must be at least {least}; "):
+        PretrainConfig(**{setting: least - 1})
+
+
+def test_the_defaults_are_gpt3_small_s_optimizer_and_a_short_cpu_run():
+    """GPT-3 small's optimizer settings (Brown et al. 2020, table 2.1 and appendix B: peak lr 6e-4, cosine to 10%,
+    weight decay 0.1, clipping at 1.0), nanoGPT's random seed 1337; a 100-step run of 8 × 128 tokens, 10 of warm-up,
+    no evaluation and one checkpoint at the end, with a progress bar (as `python -m coursekit.pretrain --help` shows)."""
+    cfg = PretrainConfig()
+    got = (cfg.learning_rate, cfg.min_lr_ratio, cfg.weight_decay, cfg.max_grad_norm, cfg.seed, cfg.batch_size,
+           cfg.max_length, cfg.gradient_accumulation_steps, cfg.max_steps, cfg.warmup_steps, cfg.eval_steps,
+           cfg.eval_batches, cfg.save_steps, cfg.torch_compile, cfg.progress)
+    assert got == (6e-4, 0.1, 0.1, 1.0, 1337, 8, 128, 1, 100, 10, 0, 4, 0, False, True), got
+
+
+def test_the_schedule_reaches_its_floor_when_one_step_follows_the_warm_up():
+    cfg = PretrainConfig(learning_rate=1e-3, warmup_steps=10, max_steps=11, min_lr_ratio=0.1)
+    assert pretraining.lr_at(9, cfg) == pytest.approx(1e-3), pretraining.lr_at(9, cfg)
+    assert pretraining.lr_at(10, cfg) == pytest.approx(1e-3), pretraining.lr_at(10, cfg)
+    assert pretraining.lr_at(11, cfg) == pytest.approx(1e-4), pretraining.lr_at(11, cfg)
+    flat = PretrainConfig(learning_rate=1e-3, warmup_steps=10, max_steps=10)  # no decay span left: stays at the peak
+    assert pretraining.lr_at(10, flat) == pytest.approx(1e-3), pretraining.lr_at(10, flat)
+
+
 def test_the_cli_rejects_a_bad_setting_before_training(shards, tmp_path, capsys):
     out = tmp_path / "run"
     for flags, expect in ((["--max-steps", "0"], "error: max_steps=0: must be at least 1"),

@@ -48,7 +48,7 @@ DEFAULT_TESTS: dict[str, list[str]] = {
     "coursekit/evals/price.py": ["tests/test_price.py"],
     "coursekit/evals/checks.py": ["tests/test_evals.py"],
     "coursekit/gpt2.py": ["tests/test_gpt2.py", "tests/test_gpt2_from_hf.py"],
-    "coursekit/pretraining.py": ["tests/test_pretraining.py"],
+    "coursekit/pretraining.py": ["tests/test_pretraining.py", "tests/test_pretraining_checks.py"],
     "coursekit/chat.py": ["tests/test_chat.py"],
 }
 
