@@ -1,0 +1,215 @@
+"""Lesson 04's exercises: where an assistant reply sits in the chat text, padding prompts for generation (on the
+left, where training pads on the right), and the SFT loss on the trained tokens only.
+
+Each check runs the student's answer on tiny inputs (a few token ids, a (2, 5, 7) tensor of logits) and compares it
+with the finished copy: ``coursekit.chat.assistant_spans`` for the reply's place, the left padding that
+``coursekit.evals`` asks for before ``generate``, and transformers' own causal-LM loss for the loss. A wrong answer
+is told which common mistake it matches, with the values.
+
+    >>> q1.check(lambda text, prompt, reply: (text.find(reply), text.find(reply) + len(reply)))   # the first copy
+    ✗ q1: reply_span found the reply at characters (78, 82), inside the user's turn: 'start|>user\\nIs 1900 right? '...; it starts at 156, after the prompt (the text up to '<|im_start|>assistant\\n').
+      Hint: The reply comes after the prompt: search for it from len(prompt) on, with text.index(reply, len(prompt)).
+    >>> q1.check(reply_span)
+    ✓ q1: correct. The reply's characters, as coursekit.chat.assistant_spans finds them, on 3 chats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from coursekit.chat import CHATML_TEMPLATE, assistant_spans, render_chat
+from coursekit.exercises import Exercise, Wrong, expect_close, expect_equal, expect_tensor
+from coursekit.objectives import IGNORE_INDEX
+
+__all__ = ["EXERCISES", "left_pad", "q1", "q2", "q3", "reply_span", "sft_loss"]
+
+
+class _ChatML:
+    """Just enough of a tokenizer to render ChatML (no files to read): what ``render_chat`` needs."""
+
+    chat_template = CHATML_TEMPLATE
+    eos_token = "<|im_end|>"
+
+    def apply_chat_template(self, messages: Any, tokenize: bool = False, add_generation_prompt: bool = False,
+                            chat_template: str | None = None, **kwargs: Any) -> str:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+SYSTEM = {"role": "system", "content": "Answer with the result only."}
+CHATS = [  # the reply also in the user's turn; the reply in a later user turn; a plain one
+    [SYSTEM, {"role": "user", "content": "Is 1900 right? Convert 19 meters to centimeters."},
+     {"role": "assistant", "content": "1900"}],
+    [SYSTEM, {"role": "user", "content": "Convert 2 minutes to seconds."}, {"role": "assistant", "content": "120"},
+     {"role": "user", "content": "Why 120 and not 200?"}],
+    [SYSTEM, {"role": "user", "content": "Convert 7 hours to minutes."}, {"role": "assistant", "content": "420"}],
+]
+
+
+# ---------------------------------------------------------------- q1: where the reply is
+def reply_span(text: str, prompt: str, reply: str) -> tuple[int, int]:
+    """(start, end) characters of ``reply`` in ``text``: the first copy after the prompt, never one in a user turn."""
+    start = text.index(reply, len(prompt))  # the prompt is everything before the reply: skip it
+    return start, start + len(reply)
+
+
+def _check_span(f: Any) -> str:
+    tok = _ChatML()
+    for messages in CHATS:
+        i = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
+        text = render_chat(tok, messages)
+        prompt = render_chat(tok, messages[:i], add_generation_prompt=True)
+        want = assistant_spans(tok, messages[: i + 1], text, end_of_turn=False)[0]   # the finished copy
+        got = f(text, prompt, messages[i]["content"])
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Wrong(f"reply_span returned {got!r}; expected a pair (start, end) of character positions.")
+        got = (int(got[0]), int(got[1]))
+        if got != want and 0 <= got[0] < len(prompt):
+            raise Wrong(f"reply_span found the reply at characters {got}, inside the user's turn: "
+                        f"{text[max(got[0] - 15, 0):got[0] + 12]!r}...; it starts at {want[0]}, after the prompt "
+                        f"(the text up to '<|im_start|>assistant\\n').")
+        if got != want and got[0] > want[0]:
+            raise Wrong(f"reply_span found the reply at characters {got}, after the reply itself "
+                        f"({text[got[0] - 12:got[1]]!r}): that copy is in a later turn; the reply is at {want}.")
+        if got[0] == want[0] and got[1] != want[1]:
+            raise Wrong(f"reply_span returned {got}: the start is right, but the end should be start + len(reply) "
+                        f"= {want[1]} (Python spans end one past the last character).")
+        expect_equal(got, want, f"reply_span on the chat {messages[1]['content']!r}")
+    return f"The reply's characters, as coursekit.chat.assistant_spans finds them, on {len(CHATS)} chats."
+
+
+q1 = Exercise(
+    "q1", "reply_span(text, prompt, reply): the (start, end) characters of the assistant's reply in the chat text.",
+    checker=_check_span,
+    hint_text="The reply comes after the prompt: search for it from len(prompt) on, with text.index(reply, "
+              "len(prompt)).",
+    reference=reply_span,
+    wrong=(lambda text, prompt, reply: (text.find(reply), text.find(reply) + len(reply)),
+           lambda text, prompt, reply: (text.rfind(reply), text.rfind(reply) + len(reply)),
+           lambda text, prompt, reply: (text.index(reply, len(prompt)), text.index(reply, len(prompt)) + len(reply)
+                                        - 1)),
+)
+
+
+# ---------------------------------------------------------------- q2: padding prompts for generation
+def left_pad(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Prompts of different lengths as one (B, T) batch for ``generate``: padded on the LEFT, so that every row
+    ends where its reply starts; the attention mask is 0 on the padding."""
+    longest = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), longest), pad_id)               # (B, T)
+    mask = torch.zeros((len(prompts), longest), dtype=torch.long)   # (B, T)
+    for row, p in enumerate(prompts):
+        ids[row, longest - len(p):] = torch.tensor(p)               # the prompt at the right end of its row
+        mask[row, longest - len(p):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+PAD = 2  # SmolLM2's pad token is its end of turn, <|im_end|> (id 2)
+PROMPTS = [[5, 6, 7, 8], [5, 9], [4, 4, 3]]
+
+
+def _padded(prompts: list[list[int]], pad_id: int, left: bool = True, mask_ones: bool = False) -> dict[str, Any]:
+    """Left padding (what ``coursekit.evals`` asks the tokenizer for before ``generate``), by torch's
+    ``pad_sequence`` on the reversed rows; the other arguments make the common mistakes."""
+    def padded(value: int) -> torch.Tensor:
+        rows = [torch.tensor(p[::-1] if left else p) for p in prompts]
+        out = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=value)
+        return out.flip(-1) if left else out
+    mask = (padded(-1) != -1).long()
+    return {"input_ids": padded(pad_id), "attention_mask": torch.ones_like(mask) if mask_ones else mask}
+
+
+def _check_left_pad(f: Any) -> str:
+    got, want = f([list(p) for p in PROMPTS], PAD), _padded(PROMPTS, PAD)
+    if not isinstance(got, dict) or set(want) - set(got):
+        raise Wrong(f"left_pad returned {type(got).__name__} with keys {sorted(got) if isinstance(got, dict) else '-'}"
+                    f"; expected a dict with {sorted(want)}.")
+    ids = got["input_ids"]
+    if isinstance(ids, torch.Tensor) and ids.shape == want["input_ids"].shape:
+        if ids.tolist() == _padded(PROMPTS, PAD, left=False)["input_ids"].tolist():
+            raise Wrong(f"the short prompt's row is {ids[1].tolist()}: padded on the right, as for training; "
+                        f"generate would then continue after the padding. Expected {want['input_ids'][1].tolist()}.")
+        if 0 in ids.tolist()[1] and PAD not in ids.tolist()[1]:
+            raise Wrong(f"the short prompt's row is {ids[1].tolist()}: padded with 0, not with pad_id = {PAD}.")
+    expect_tensor(ids, want["input_ids"], "left_pad(...)['input_ids']", atol=0, rtol=0)
+    mask = got["attention_mask"]
+    if isinstance(mask, torch.Tensor) and mask.shape == want["attention_mask"].shape and bool((mask == 1).all()):
+        raise Wrong(f"the attention mask is all 1 ({mask[1].tolist()} for the short prompt): the model would attend "
+                    f"to the padding as if it were text. Expected {want['attention_mask'][1].tolist()}.")
+    expect_tensor(mask, want["attention_mask"], "left_pad(...)['attention_mask']", atol=0, rtol=0)
+    return "Left padding and its mask, as coursekit.evals pads the prompts it generates from."
+
+
+q2 = Exercise(
+    "q2", "left_pad(prompts, pad_id): prompts (lists of token ids) as one (B, T) batch for generation, padded on "
+          "the left, with an attention mask.",
+    checker=_check_left_pad,
+    hint_text="Put each prompt at the right end of a row of pad_id (row[T - len(p):] = p); the attention mask is 1 "
+              "where the prompt is, 0 on the padding.",
+    reference=left_pad,
+    wrong=(lambda prompts, pad_id: _padded(prompts, pad_id, left=False),
+           lambda prompts, pad_id: _padded(prompts, pad_id, mask_ones=True),
+           lambda prompts, pad_id: _padded(prompts, 0)),
+)
+
+
+# ---------------------------------------------------------------- q3: the loss on the trained tokens
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the next token, over the positions whose label is not -100."""
+    pred = logits[:, :-1, :]                      # (B, T-1, V): position t predicts token t + 1
+    target = labels[:, 1:]                        # (B, T-1)
+    return torch.nn.functional.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1),
+                                             ignore_index=IGNORE_INDEX)  # skips every -100, averages the rest
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 5, 7, generator=g)                                   # (B, T, V)
+    labels = torch.tensor([[-100, -100, 3, 1, 6], [-100, -100, -100, 4, -100]])  # (B, T): 4 trained tokens
+    return logits, labels
+
+
+def _check_loss(f: Any) -> str:
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    logits, labels = _inputs()
+    want = float(ForCausalLMLoss(logits.clone(), labels.clone(), vocab_size=logits.size(-1)))  # transformers' own
+    got = f(logits.clone(), labels.clone())
+    ce = torch.nn.functional.cross_entropy
+    flat = logits.reshape(-1, 7)
+    mistakes = {
+        "you compared each position's logits with its own token, not the next one: shift them (logits[:, :-1], "
+        "labels[:, 1:]).": ce(flat, labels.reshape(-1)),
+        "you summed the trained tokens' losses; the loss is their mean.":
+            ce(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), reduction="sum"),
+        "you shifted the wrong way round (logits[:, 1:] against labels[:, :-1]): position t predicts token t + 1.":
+            ce(logits[:, 1:].reshape(-1, 7), labels[:, :-1].reshape(-1)),
+    }
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        raise Wrong(f"sft_loss returned {got!r}; expected a number (a 0-d tensor) near {want:.4f}.") from None
+    for what, wrong in mistakes.items():
+        if abs(value - float(wrong)) < 1e-5 and abs(value - want) > 1e-5:
+            raise Wrong(f"sft_loss is {value:.4f}; expected {want:.4f}: {what}")
+    expect_close(value, want, "sft_loss on logits of shape (2, 5, 7)", rel=1e-5)
+    return f"{value:.4f}, transformers' causal-LM loss (what model(..., labels=labels).loss computes)."
+
+
+q3 = Exercise(
+    "q3", "sft_loss(logits, labels): the mean next-token cross-entropy over the trained tokens (label != -100).",
+    checker=_check_loss,
+    hint_text="Position t predicts token t + 1: cross_entropy(logits[:, :-1] flattened to (N, V), labels[:, 1:] "
+              "flattened to (N,), ignore_index=-100).",
+    reference=sft_loss,
+    wrong=(lambda logits, labels: torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
+                                                                    labels.reshape(-1)),
+           lambda logits, labels: torch.nn.functional.cross_entropy(
+               logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), reduction="sum"),
+           lambda logits, labels: torch.nn.functional.cross_entropy(
+               logits[:, 1:].reshape(-1, logits.size(-1)), labels[:, :-1].reshape(-1))),
+)
+
+EXERCISES = [q1, q2, q3]
