@@ -184,3 +184,21 @@ def test_a_full_context_is_accepted_and_ignore_index_is_minus_100():
     _, loss = model(idx, targets=targets)
     want = torch.nn.functional.cross_entropy(logits[:, 5:].reshape(-1, 30), idx[:, 5:].reshape(-1))
     torch.testing.assert_close(loss, want)
+
+
+def test_defaults_sample_the_plain_softmax_and_top_k_past_the_vocabulary_keeps_all():
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0]])
+    torch.testing.assert_close(next_token_probs(logits), torch.softmax(logits, -1))
+    torch.testing.assert_close(next_token_probs(logits, top_k=10), torch.softmax(logits, -1))
+    torch.manual_seed(0)
+    model = GPT2(GPT2Config(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=30)).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(40)  # peaked next-token distributions, so the temperature shows
+    idx = torch.zeros(4, 3, dtype=torch.long)
+
+    def sample(**kwargs):
+        return model.generate(idx, 8, generator=torch.Generator().manual_seed(3), **kwargs)
+
+    assert torch.equal(sample(), sample(temperature=1.0)), (sample(), sample(temperature=1.0))
+    assert not torch.equal(sample(), sample(temperature=2.0)), "the test cannot tell T = 1 from T = 2"
+    assert torch.equal(model.generate(idx, 0), idx), "max_new_tokens=0 returns the prompt unchanged"

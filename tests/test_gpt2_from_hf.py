@@ -98,3 +98,13 @@ def test_an_untied_head_with_the_embedding_values_is_copied():
 def test_a_model_without_an_lm_head_is_refused():
     with pytest.raises(ValueError, match="pass a transformers GPT2LMHeadModel"):
         GPT2.from_hf(GPT2Model(HFConfig(n_layer=1, n_head=2, n_embd=16, n_positions=8, vocab_size=VOCAB)))
+
+
+def test_the_refusal_names_what_gpt2_computes_instead():
+    with pytest.raises(ValueError, match=r"^n_inner=128: GPT2 computes an MLP of width 4·n_embd=256, so "):
+        GPT2.from_hf(variant_hf(n_inner=128))
+
+
+def test_an_unpadded_copy_by_default():
+    ours = GPT2.from_hf(variant_hf())
+    assert ours.config.padded_vocab_size == ours.config.vocab_size, ours.config
