@@ -125,6 +125,14 @@ def test_tensor_feedback_names_shape_or_worst_value():
     bad[1, 2] = 0.5
     with pytest.raises(Wrong, match=r"differ from the expected ones by up to 0.5 \(at index \(1, 2\): 0.5 against 0\)"):
         expect_tensor(bad, want, "y")
+    nan = want.clone()
+    nan[0, 1] = float("nan")
+    with pytest.raises(Wrong, match=r"1 of its values are NaN \(the first at index \(0, 1\); expected 0 there\)"):
+        expect_tensor(nan, want, "y")
+    inf = want.clone()
+    inf[1, 0] = float("inf")
+    with pytest.raises(Wrong, match=r"by up to inf \(at index \(1, 0\)"):
+        expect_tensor(inf, want, "y")
     with pytest.raises(Wrong, match="y is a list; expected a torch.Tensor"):
         expect_tensor([0.0], want, "y")
     expect_tensor(want + 1e-7, want, "y")
@@ -152,3 +160,17 @@ def test_the_line_that_raised_is_named_for_a_notebook_cell():
     exec(code, scope)
     result = SQUARE.grade(scope["broken"])
     assert "IndexError: list index out of range (line 2: " in result.message, result.message
+
+
+def test_a_correct_answer_in_another_form_is_correct_too():
+    import numpy as np
+
+    from coursekit.exercises import lesson01, lesson03
+
+    def as_list(*args):
+        return list(lesson01.q2.reference(*args))
+
+    assert lesson01.q2.grade(as_list).status == "correct", lesson01.q2.grade(as_list)
+    pair = (np.int64(lesson03.Q3_PAIR[0]), np.int64(lesson03.Q3_PAIR[1]))
+    assert lesson03.q3.grade(pair).status == "correct", lesson03.q3.grade(pair)
+    assert lesson03.q3.grade(list(lesson03.Q3_PAIR)).status == "correct"

@@ -163,9 +163,14 @@ def expect_tensor(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: floa
     if got.shape != want.shape:
         raise Wrong(f"{what} has shape {tuple(got.shape)}; expected {tuple(want.shape)}.")
     g, w = got.detach().double(), want.detach().double()
-    if not torch.allclose(g, w, atol=atol, rtol=rtol):
-        diff = (g - w).abs()
-        at = tuple(int(i) for i in torch.nonzero(diff == diff.max())[0])
+    bad = torch.isnan(g) & ~torch.isnan(w)
+    if bad.any():
+        at = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise Wrong(f"{what} has the right shape {tuple(got.shape)}, but {int(bad.sum())} of its values are NaN "
+                    f"(the first at index {at}; expected {w[at].item():.4g} there).")
+    if not torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True):
+        diff = torch.nan_to_num((g - w).abs(), nan=0.0, posinf=math.inf)
+        at = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
         raise Wrong(f"{what} has the right shape {tuple(got.shape)}, but its values differ from the expected "
                     f"ones by up to {diff.max().item():.3g} (at index {at}: {g[at].item():.4g} against "
                     f"{w[at].item():.4g}).")

@@ -165,7 +165,7 @@ def _check_corrupt(fn: Any) -> str:
                                         generator=torch.Generator().manual_seed(seed))
     given = ids.clone()
     out = fn(given, draw.clone(), how.clone(), random_ids.clone(), MASK_ID, list(SPECIALS), prob)
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
         raise Wrong(f"bert_corrupt returned {type(out).__name__}; expected a tuple (inputs, labels) of two tensors.")
     inputs, labels = out
     for got, name in ((inputs, "inputs"), (labels, "labels")):

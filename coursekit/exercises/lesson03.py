@@ -17,6 +17,7 @@ first input where they differ, the value found and the value expected::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 from coursekit import bpe
@@ -163,7 +164,7 @@ Q3_PAIR: Pair = best_pair(_Q3_STATS)
 def _as_pair(answer: Any) -> Pair:
     if isinstance(answer, str):
         answer = answer.encode("utf-8")
-    if isinstance(answer, (bytes, tuple, list)) and len(answer) == 2 and all(isinstance(i, int) for i in answer):
+    if isinstance(answer, (bytes, tuple, list)) and len(answer) == 2 and all(isinstance(i, Integral) for i in answer):
         return int(answer[0]), int(answer[1])
     raise Wrong(f"{answer!r} is not a pair: give two byte ids as a tuple, like (120, 121) for b'xy'.")
 
