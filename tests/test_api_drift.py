@@ -37,6 +37,8 @@ CHECKED = {
     "apply_chat_template": transformers.PreTrainedTokenizerBase.apply_chat_template,
     "GgufConfig": transformers.GgufConfig,
 }
+# A name two libraries share: the source's own `from … import` decides which one is checked.
+BY_LIBRARY = {("trl", "DataCollatorForLanguageModeling"): trl.trainer.sft_trainer.DataCollatorForLanguageModeling}
 # Keywords a callable forwards on purpose through **kwargs (so no signature names them).
 FORWARDED = {"apply_chat_template": {"enable_thinking"}}  # a Jinja template variable (Qwen3's switch)
 GENERATE_OK = set(inspect.signature(transformers.GenerationMixin.generate).parameters) | set(
@@ -152,21 +154,32 @@ def allowed_keywords(target, wrappers, seen=()):
     return None
 
 
+def _imported_from(tree):
+    """``{local name: top-level package}`` for the source's ``from package.x import name [as local]`` lines."""
+    return {(a.asname or a.name): node.module.split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module for a in node.names}
+
+
 def calls():
     for where, src in sources():
-        for node in ast.walk(ast.parse(src)):
+        tree = ast.parse(src)
+        origin = _imported_from(tree)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = _target(node)
                 kws = [k.arg for k in node.keywords if k.arg]
                 if name and kws:
-                    yield where, name, kws
+                    yield where, (origin.get(name), name), kws
 
 
 def drift_problems():
     """(calls checked, one line per keyword that the callee does not accept)."""
     problems, checked, wrappers = [], 0, forwarding_wrappers()
-    for where, name, kws in calls():
-        allowed = allowed_keywords(name, wrappers)
+    for where, (library, name), kws in calls():
+        if (library, name) in BY_LIBRARY:
+            allowed = set(inspect.signature(BY_LIBRARY[library, name]).parameters)
+        else:
+            allowed = allowed_keywords(name, wrappers)
         if allowed is None:
             continue
         checked += 1
@@ -184,7 +197,7 @@ def test_the_gate_catches_a_renamed_keyword(monkeypatch):
     fake = "from trl import SFTTrainer\nSFTTrainer(model=m, tokenizer=t)\n"
     monkeypatch.setattr(__import__(__name__), "sources", lambda: iter([("fake.py", fake)]))
     found = [(n, kws) for _, n, kws in calls()]
-    assert found == [("SFTTrainer", ["model", "tokenizer"])]
+    assert found == [(("trl", "SFTTrainer"), ["model", "tokenizer"])], found
     assert "tokenizer" not in inspect.signature(trl.SFTTrainer).parameters  # renamed to processing_class
 
 
@@ -236,3 +249,13 @@ def test_the_course_wrappers_are_followed():
     assert wrappers["load_causal_lm"] == ({"name", "dtype", "profile"}, "from_pretrained:model"), wrappers
     assert allowed_keywords("load_causal_lm", wrappers) >= {"quantization_config", "device_map", "profile"}
     assert "padding_sid" not in FROM_PRETRAINED_OK["tokenizer"] and "padding_side" in FROM_PRETRAINED_OK["tokenizer"]
+
+
+def test_a_shared_name_is_checked_against_the_library_it_was_imported_from(monkeypatch):
+    trl_collator = "from trl.trainer.sft_trainer import DataCollatorForLanguageModeling\n" \
+                   "DataCollatorForLanguageModeling(pad_token_id=0)\n"
+    hf_collator = "from transformers import DataCollatorForLanguageModeling\n" \
+                  "DataCollatorForLanguageModeling(pad_token_id=0)\n"
+    assert _plant(monkeypatch, trl_collator) == (1, []), "TRL's collator takes pad_token_id"
+    assert _plant(monkeypatch, hf_collator)[1] == \
+        ["fake.py: DataCollatorForLanguageModeling(pad_token_id=...) is not accepted any more"]

@@ -10,7 +10,7 @@ is told which common mistake it matches, with the values.
     ✗ q1: reply_span found the reply at characters (78, 82), inside the user's turn: 'start|>user\\nIs 1900 right? '...; it starts at 156, after the prompt (the text up to '<|im_start|>assistant\\n').
       Hint: The reply comes after the prompt: search for it from len(prompt) on, with text.index(reply, len(prompt)).
     >>> q1.check(reply_span)
-    ✓ q1: correct. The reply's characters, as coursekit.chat.assistant_spans finds them, on 3 chats.
+    ✓ q1: correct. The reply's characters, as coursekit.chat.assistant_spans finds them, on 4 chats (one with Qwen3's think block).
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ class _ChatML:
         return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
+class _ThinkML(_ChatML):
+    """ChatML as Qwen3 renders a past reply: an empty think block before it, which the generation prompt lacks,
+    so the prompt is not a prefix of the chat text."""
+
+    def apply_chat_template(self, messages: Any, tokenize: bool = False, add_generation_prompt: bool = False,
+                            chat_template: str | None = None, **kwargs: Any) -> str:
+        think = "<think>\n\n</think>\n\n"
+        text = "".join(f"<|im_start|>{m['role']}\n{think if m['role'] == 'assistant' else ''}{m['content']}"
+                       "<|im_end|>\n" for m in messages)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
 SYSTEM = {"role": "system", "content": "Answer with the result only."}
 CHATS = [  # the reply also in the user's turn; the reply in a later user turn; a plain one
     [SYSTEM, {"role": "user", "content": "Is 1900 right? Convert 19 meters to centimeters."},
@@ -56,8 +68,7 @@ def reply_span(text: str, prompt: str, reply: str) -> tuple[int, int]:
 
 
 def _check_span(f: Any) -> str:
-    tok = _ChatML()
-    for messages in CHATS:
+    for tok, messages in [*((_ChatML(), m) for m in CHATS), (_ThinkML(), CHATS[0])]:
         i = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
         text = render_chat(tok, messages)
         prompt = render_chat(tok, messages[:i], add_generation_prompt=True)
@@ -73,11 +84,16 @@ def _check_span(f: Any) -> str:
         if got != want and got[0] > want[0]:
             raise Wrong(f"reply_span found the reply at characters {got}, after the reply itself "
                         f"({text[got[0] - 12:got[1]]!r}): that copy is in a later turn; the reply is at {want}.")
+        if got != want and isinstance(tok, _ThinkML) and got[0] == len(prompt):
+            raise Wrong(f"reply_span returned {got}, the end of the prompt; but this template (Qwen3's) puts "
+                        f"{text[len(prompt):want[0]]!r} before the reply, which starts at {want[0]}: search for "
+                        "the reply, do not assume it follows the prompt.")
         if got[0] == want[0] and got[1] != want[1]:
             raise Wrong(f"reply_span returned {got}: the start is right, but the end should be start + len(reply) "
                         f"= {want[1]} (Python spans end one past the last character).")
         expect_equal(got, want, f"reply_span on the chat {messages[1]['content']!r}")
-    return f"The reply's characters, as coursekit.chat.assistant_spans finds them, on {len(CHATS)} chats."
+    return (f"The reply's characters, as coursekit.chat.assistant_spans finds them, on {len(CHATS) + 1} chats "
+            "(one with Qwen3's think block).")
 
 
 q1 = Exercise(
@@ -88,6 +104,7 @@ q1 = Exercise(
     reference=reply_span,
     wrong=(lambda text, prompt, reply: (text.find(reply), text.find(reply) + len(reply)),
            lambda text, prompt, reply: (text.rfind(reply), text.rfind(reply) + len(reply)),
+           lambda text, prompt, reply: (len(prompt), len(prompt) + len(reply)),  # assumes no gap after the prompt
            lambda text, prompt, reply: (text.index(reply, len(prompt)), text.index(reply, len(prompt)) + len(reply)
                                         - 1)),
 )
