@@ -105,10 +105,11 @@ def _check_sizes(vocab_size: int, seq_len: int, d_model: int, num_heads: int, d_
         )
 
 
-def _block(x, model_or_layers, *, return_scores: bool = False):
-    """Run the transformer block on token ids ``x`` (B, T) using named layers.
+def block_forward(x: Any, model_or_layers: Any, *, return_scores: bool = False) -> Any:
+    """Run TinyGPT's forward pass (embeddings, the one post-LN block, LM head) on token ids ``x`` (B, T).
 
-    ``model_or_layers`` is a built TinyGPT (layers found by name) or a dict of new layers.
+    ``model_or_layers`` is a built TinyGPT (layers found by name) or a dict of layers or plain functions under
+    the same names (``tok_emb``, ``pos_emb``, ``attn``, ``ln1``, ``ffn_up``, ``ffn_down``, ``ln2``, ``lm_head``).
     """
     get = model_or_layers.get_layer if hasattr(model_or_layers, "get_layer") else model_or_layers.__getitem__
     h = get("tok_emb")(x) + get("pos_emb")(x)  # (B, T, d_model)
@@ -142,7 +143,7 @@ def build_tinygpt(vocab_size: int, seq_len: int, d_model: int, num_heads: int, d
         "lm_head": keras.layers.Dense(vocab_size, name="lm_head"),
     }
     ids = keras.Input(shape=(seq_len,), dtype="int32", name="ids")  # (B, T)
-    return keras.Model(ids, _block(ids, layers), name="tinygpt")
+    return keras.Model(ids, block_forward(ids, layers), name="tinygpt")
 
 
 def param_table(model: keras.Model) -> dict[str, int]:
@@ -344,5 +345,5 @@ def attention_weights(model: keras.Model, x: np.ndarray) -> np.ndarray:
     # (A second functional keras.Model reusing the attention layer with
     # return_attention_scores=True fails in Keras 3.15: "not connected to inputs".)
     ids = ops.convert_to_tensor(np.asarray(x, dtype="int32"))  # (B, T)
-    _, scores = _block(ids, model, return_scores=True)  # scores: (B, heads, T, T)
+    _, scores = block_forward(ids, model, return_scores=True)  # scores: (B, heads, T, T)
     return ops.convert_to_numpy(scores)

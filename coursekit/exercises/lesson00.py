@@ -157,7 +157,7 @@ def _package_block(x: Array, toy: dict[str, Callable[..., Array]]) -> Array:
     layers = {"tok_emb": lambda ids: ids, "pos_emb": lambda ids: 0.0, "lm_head": lambda h: h,
               "attn": lambda query, value, **_: toy["attn"](query), "ffn_up": toy["ffn"], "ffn_down": lambda h: h,
               "ln1": toy["ln1"], "ln2": toy["ln2"]}
-    return tinygpt._block(x, layers)
+    return tinygpt.block_forward(x, layers)
 
 
 def _pre_ln(x: Array, attn: Callable, ffn: Callable, ln1: Callable, ln2: Callable) -> Array:
