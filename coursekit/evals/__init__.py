@@ -11,6 +11,7 @@ One file per kind of metric; all are imported here, so ``from coursekit import e
 * ``evals.answers``: a chat model's answers to held-out prompts, generated (``generate_answers``,
   ``answer_accuracy``) or scored in one forward pass (``score_answers``).
 * ``evals.price``: ``parse_price`` and ``price_mae``, the price task of lesson 05.
+* ``evals.noise``: ``compare_seeds``, whether two settings differ by more than the random seed's noise (a t-test).
 
 A reference is a string or a list of gold strings (the best one counts). A worked example::
 
@@ -24,6 +25,7 @@ from coursekit.evals.answers import answer_accuracy, generate_answers, score_ans
 from coursekit.evals.bleu_metric import SMOOTH_DEFAULTS, bleu_from_stats
 from coursekit.evals.checks import check_pairs, check_texts, reference_lists
 from coursekit.evals.diversity import distinct_n, ngrams, repetition_rate
+from coursekit.evals.noise import MIN_SEEDS, SeedComparison, compare_seeds
 from coursekit.evals.lm import (
                                   completion_losses,
                                   model_context,
@@ -53,6 +55,7 @@ __all__ = [
                                   "ROUGE_KEYS",
                                   "SMOOTH_DEFAULTS",
                                   "BLEUStats",
+                                  "MIN_SEEDS",
                                   "UnicodeTokenizer",
                                   "answer_accuracy",
                                   "bert_scorer",
@@ -62,6 +65,7 @@ __all__ = [
                                   "bleu_stats",
                                   "check_pairs",
                                   "check_texts",
+                                  "compare_seeds",
                                   "completion_losses",
                                   "distinct_n",
                                   "exact_match",
@@ -78,6 +82,7 @@ __all__ = [
                                   "repetition_rate",
                                   "rouge",
                                   "score_answers",
+                                  "SeedComparison",
                                   "token_f1",
                                   "tokenize_13a",
 ]
