@@ -51,12 +51,13 @@ BYTES_PER_PARAM: dict[str, float] = {
 }
 
 # Training memory per parameter of the base model (weights + gradients + Adam states), activations excluded.
-# Full FT in fp32: 4 (weights) + 4 (grads) + 8 (two Adam moments) = 16. The course notes' fp16 figure: 2 + 2 + 8 = 12.
+# Full FT in fp32: 4 (weights) + 4 (grads) + 8 (two Adam moments) = 16; mixed precision keeps the same fp32 tensors.
+# Pure 16-bit weights and grads with fp32 Adam moments (no fp32 copy): 2 + 2 + 8 = 12, the course notes' "fp16" figure.
 # LoRA: the frozen base in bf16 (2) plus the adapter's own 16 B on its ~1% of parameters.
 # QLoRA: the frozen base in nf4 + double quant (~0.52) plus the same adapter.
 TRAINING_BYTES_PER_PARAM: dict[str, float] = {
     "full FT (fp32 + Adam)": 16.0,
-    "full FT (fp16, notes)": 12.0,
+    "full FT (16-bit w+g, fp32 Adam)": 12.0,
     "LoRA": 2.0,
     "QLoRA": nf4_bytes_per_param(True),
 }

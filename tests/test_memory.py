@@ -34,7 +34,7 @@ def test_bytes_per_param_table():
 def test_training_memory_by_method():
     n = 3e9
     assert memory.training_gb(n, "full FT (fp32 + Adam)") == pytest.approx(48)
-    assert memory.training_gb(n, "full FT (fp16, notes)") == pytest.approx(36)
+    assert memory.training_gb(n, "full FT (16-bit w+g, fp32 Adam)") == pytest.approx(36)
     assert memory.training_gb(n, "LoRA") == pytest.approx(n * (2 + 0.16) / 1e9)
     assert 1.5 < memory.training_gb(n, "QLoRA") < 2.1
     with pytest.raises(ValueError, match="Valid methods"):

@@ -72,3 +72,29 @@ def test_a_4bit_load_never_repacks_for_the_inference_only_kernel():
         model(torch.tensor([[1, 2, 3, 4, 5]]))
     packed = [layer for layer in layers if getattr(layer.weight.quant_state, "packing_format_for_cpu", False)]
     assert not packed, f"{len(packed)} of {len(layers)} 4-bit layers were repacked by an eval forward"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # int8 matmuls warn that they cast their input to fp16
+def test_an_8bit_load_has_the_facts_lesson05_asserts_for_quant_8bit():
+    """Lesson 05 lets a student set QUANT = "8bit"; its notebook run uses nf4, so the 8-bit branch's facts
+    (cells 'check: nf4 + double quant ... or LLM.int8', 'the linear layers are quantized', 'SFTConfig and
+    bitsandbytes use the same precision') are checked here on the tiny model, on every CI run."""
+    import bitsandbytes
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    from coursekit.assets import load_causal_lm
+
+    bnb = BitsAndBytesConfig(load_in_8bit=True)
+    assert bnb.load_in_8bit and not bnb.load_in_4bit, bnb.to_dict()
+    assert bnb.llm_int8_threshold == 6.0 and not bnb.llm_int8_has_fp16_weight, bnb.to_dict()
+    model, _ = load_causal_lm(str(tiny_model_path("llama")), quantization_config=bnb)
+    q_proj = model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj, bitsandbytes.nn.Linear8bitLt) and type(q_proj.weight).__name__ == "Int8Params", q_proj
+    assert q_proj.weight.dtype == torch.int8 and q_proj.weight.shape == (q_proj.out_features, q_proj.in_features)
+    assert q_proj.weight.SCB.shape == (q_proj.out_features,), q_proj.weight.SCB.shape  # one fp32 scale per row
+    assert not quant.embeddings_quantized(model)
+    for dtype in (torch.float32, torch.bfloat16):  # int8 has no compute dtype: the layer answers in its input's
+        with torch.no_grad():
+            x = torch.ones(1, q_proj.in_features, dtype=dtype)
+            assert q_proj(x).dtype == dtype, (q_proj(x).dtype, dtype)

@@ -1,8 +1,9 @@
-"""Lesson 02's exercises: LoRA's forward pass, its merge, its parameter count, and its bytes per parameter.
+"""Lesson 02's exercises: LoRA's forward pass, its merge, its parameter count, and its initialisation.
 
-Each check runs the student's answer on tiny float64 tensors (exact to ~1e-15, any CPU) and compares it with
-the finished copy, ``coursekit.lora.LoRALinear``, or with bytes counted from real tensors. A wrong
-answer is told which common mistake it matches, with the values.
+q1-q3 run the student's answer on tiny float64 tensors (exact to ~1e-15, any CPU) and compare it with the
+finished copy, ``coursekit.lora.LoRALinear``; q4 draws A and B once (under a forked random state, so the
+student's own is left alone) and checks B·A, one backward pass and A's spread against the finished copy's. A
+wrong answer is told which common mistake it matches, with the values.
 
     >>> q3.check(lambda d_in, d_out, r: 2 * d_in * r)   # a square-layer formula on a non-square layer
     ✗ q3: lora_params(576, 192, 8) is 9216; expected 6144. 2·d_in·r only holds for a square layer: A is (r, d_in) and B is (d_out, r).
@@ -13,6 +14,7 @@ answer is told which common mistake it matches, with the values.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -21,7 +23,7 @@ from torch import nn
 from coursekit.exercises import Exercise, Wrong, expect_equal, expect_tensor
 from coursekit.lora import LoRALinear, lora_param_count
 
-__all__ = ["EXERCISES", "lora_forward", "lora_params", "merge", "q1", "q2", "q3", "q4"]
+__all__ = ["EXERCISES", "lora_forward", "lora_init", "lora_params", "merge", "q1", "q2", "q3", "q4"]
 
 D_IN, D_OUT, R, ALPHA = 6, 5, 2, 8  # scaling α/r = 4: distinct from α, from 1/r and from 1
 
@@ -169,48 +171,90 @@ q3 = Exercise(
 )
 
 
-# ---------------------------------------------------------------- q4: bytes per parameter
-def _measured_bytes_per_param() -> tuple[float, float]:
-    """Bytes per weight of a tiny fp32 layer, counted from tensors: trained (weight, its gradient after a real
-    backward pass, and AdamW's two moments, ``exp_avg`` and ``exp_avg_sq``, each a ``zeros_like`` of the weight as
-    its first step makes them; section 7 measures the real optimizer), and frozen (the weight alone)."""
-    trained, frozen = nn.Linear(8, 4), nn.Linear(8, 4).requires_grad_(False)
-    trained(torch.ones(1, 8)).sum().backward()
-    params = list(trained.parameters())
-    tensors = params + [p.grad for p in params] + [torch.zeros_like(p) for p in params for _ in ("m", "v")]
-    size = sum(t.numel() * t.element_size() for t in tensors)
-    frozen_size = sum(p.numel() * p.element_size() for p in frozen.parameters())
-    return size / sum(p.numel() for p in params), frozen_size / sum(p.numel() for p in frozen.parameters())
+# ---------------------------------------------------------------- q4: the initialisation
+def lora_init(d_in: int, d_out: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B) as LoRA starts them: A (r, d_in) drawn as nn.Linear(d_in, r) draws its weight, B (d_out, r) zeros."""
+    A = torch.empty(r, d_in)
+    nn.init.kaiming_uniform_(A, a=math.sqrt(5))  # uniform in ±1/√d_in, nn.Linear's (and peft's) default
+    B = torch.zeros(d_out, r)                    # B·A = 0: the wrapped model starts as the base model
+    return A, B
 
 
-def _check_bytes(answer: Any) -> str:
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise Wrong(f"the answer is {answer!r}; expected a pair (full fine-tuning, frozen under LoRA) of numbers.")
-    full, frozen = _measured_bytes_per_param()  # 16.0 and 4.0, counted from the tensors
-    got_full, got_frozen = answer
-    if got_full == 12:
-        raise Wrong(f"12 B/param is half-precision weights and grads (2 + 2) with fp32 Adam moments (8), the "
-                    f"course notes' fp16 figure. This notebook trains in fp32: {full:g} B/param, counted from "
-                    "the tensors.")
-    if got_full == 8:
-        raise Wrong(f"{got_full} B/param leaves part out: a trained fp32 weight has its value (4 B), its gradient "
-                    f"(4 B) and AdamW's two moments (exp_avg and exp_avg_sq, 4 B each): {full:g} B/param.")
-    expect_equal(got_full, full, "bytes per parameter in full fine-tuning (fp32 weight, grad, 2 AdamW moments)")
-    if got_frozen != frozen and got_frozen == full:
-        raise Wrong(f"a frozen weight has no gradient and no Adam state: it costs only its own {frozen:g} bytes, "
-                    f"not {got_frozen}.")
-    expect_equal(got_frozen, frozen, "bytes per frozen parameter under LoRA (fp32)")
-    return f"Counted from fp32 tensors: {full:g} B per trained weight (4 + 4 + 8), {frozen:g} B per frozen one."
+INIT = (1024, 32, 16)  # d_in, d_out, r: 16384 values in A, so their spread is measured to ~0.4%
+
+
+def _kaiming(*shape: int) -> torch.Tensor:
+    """A tensor drawn as nn.Linear draws its weight (for the wrong answers)."""
+    return nn.init.kaiming_uniform_(torch.empty(*shape), a=math.sqrt(5))
+
+
+def _check_init(f: Any) -> str:
+    d_in, d_out, r = INIT
+    with torch.random.fork_rng(devices=[]):  # the student's global random state is left as it was
+        torch.manual_seed(0)
+        got = f(d_in, d_out, r)
+        finished = LoRALinear(nn.Linear(d_in, d_out), r=r, alpha=2 * r)   # the finished copy's A and B
+        x, g = torch.randn(4, d_in), torch.randn(4, d_out)                  # inputs, and a gradient from above
+    if not (isinstance(got, tuple | list) and len(got) == 2 and all(isinstance(t, torch.Tensor) for t in got)):
+        raise Wrong(f"lora_init returned {type(got).__name__}; expected a pair of tensors (A, B).")
+    A, B = (t.detach().clone().double() for t in got)
+    if A.shape == (d_in, r) or B.shape == (r, d_out):
+        raise Wrong(f"A has shape {tuple(A.shape)} and B {tuple(B.shape)}: transposed. A maps x (..., d_in) to "
+                    f"(..., r) as x Aᵀ, like nn.Linear(d_in, r)'s weight, so A is (r, d_in) = {(r, d_in)} and "
+                    f"B is (d_out, r) = {(d_out, r)}.")
+    expect_equal(tuple(A.shape), tuple(finished.A.shape), f"A's shape for lora_init({d_in}, {d_out}, {r})")
+    expect_equal(tuple(B.shape), tuple(finished.B.shape), f"B's shape for lora_init({d_in}, {d_out}, {r})")
+    if not (A.any() or B.any()):
+        raise Wrong("A and B are both zeros: B·A = 0, but the gradient of B is gᵀ·(x Aᵀ) = 0 and that of A is "
+                    "(g B)ᵀ·x = 0, so no gradient reaches either: training never starts. Only one of them may be 0.")
+    if B.any() and A.any():
+        change = (x.double() @ A.T @ B.T).abs().max().item()
+        raise Wrong(f"B is not zeros, so B·A ≠ 0: the wrapped model's output changes (by up to {change:.3g} on a "
+                    f"random x) before any training. LoRA starts B at zeros, so the model starts as the base model.")
+    if not A.any():
+        raise Wrong("A is zeros and B random: B·A = 0, but at the first step B gets no gradient (gᵀ·(x Aᵀ) = 0), "
+                    "only A does. LoRA (peft, coursekit.lora) draws A as nn.Linear does and puts the zeros in B.")
+    A.requires_grad_(True)
+    B.requires_grad_(True)
+    ((x.double() @ A.T @ B.T) * g.double()).sum().backward()   # one backward pass through x Aᵀ Bᵀ
+    if not B.grad.any():
+        raise Wrong("after one backward pass B's gradient is all zeros: training cannot start.")
+    bound, std, want_std = 1 / math.sqrt(d_in), A.detach().std().item(), finished.A.detach().std().item()
+    if std == 0:
+        raise Wrong(f"every value of A is {A[0, 0].item():.4g}: its r rows are one direction, and they would get "
+                    "the same updates. Draw them at random, as nn.Linear does (uniform in ±1/√d_in).")
+    if 0.7 < std < 1.3:
+        raise Wrong(f"A's values have std {std:.3f}, a standard normal (torch.randn): far too large. nn.Linear "
+                    f"draws them uniform in ±1/√d_in = ±{bound:.4g}, std {bound / math.sqrt(3):.4g}.")
+    biggest = A.detach().abs().max().item()
+    if math.sqrt(5) * bound < biggest <= math.sqrt(6) * bound * (1 + 1e-6):
+        raise Wrong(f"A's largest |value| is {biggest:.4g}: kaiming_uniform_'s default a = 0 draws in "
+                    f"±√6/√d_in = ±{math.sqrt(6) * bound:.4g}; nn.Linear passes a = √5, which gives ±1/√d_in = "
+                    f"±{bound:.4g}.")
+    if biggest > bound * (1 + 1e-6):
+        raise Wrong(f"A's largest |value| is {biggest:.4g}, beyond nn.Linear's bound 1/√d_in = {bound:.4g} "
+                    "(kaiming_uniform_ with a = √5).")
+    if not 0.85 * want_std < std < 1.15 * want_std:
+        raise Wrong(f"A's values have std {std:.4g}; drawn uniform in ±1/√d_in = ±{bound:.4g} they have std "
+                    f"bound/√3 = {bound / math.sqrt(3):.4g} (coursekit.lora's A: {want_std:.4g}).")
+    if abs(A.detach().mean().item()) > 0.1 * bound:
+        raise Wrong(f"A's values have mean {A.detach().mean().item():.4g}; drawn uniform in ±{bound:.4g} they "
+                    "average about 0.")
+    return (f"B·A = 0, so the model starts unchanged; after one backward pass B's gradient is non-zero (A's is 0 "
+            f"until B moves). A is uniform in ±{bound:.4g} (std {std:.4g}), as coursekit.lora.LoRALinear draws it.")
 
 
 q4 = Exercise(
-    "q4", "answer = (full, frozen): bytes per parameter for full fine-tuning in fp32 with AdamW (weights, grads, "
-          "optimizer state), and for a frozen fp32 weight under LoRA.",
-    checker=_check_bytes,
-    hint_text="fp32 is 4 bytes; a trained weight has its value, its gradient and AdamW's two moments; a frozen "
-              "one has only its value.",
-    reference=(16, 4),
-    wrong=((12, 4), (8, 4), (16, 16), (16, 2)),
+    "q4", "lora_init(d_in, d_out, r): (A, B) as LoRA initialises them, A (r × d_in) drawn as nn.Linear draws its "
+          "weight, B (d_out × r) such that the model starts unchanged and training can start.",
+    checker=_check_init,
+    hint_text="A = torch.empty(r, d_in), then nn.init.kaiming_uniform_(A, a=math.sqrt(5)) (what nn.Linear(d_in, "
+              "r) does); B = torch.zeros(d_out, r), so B·A = 0 but B's gradient, gᵀ·(x Aᵀ), is not.",
+    reference=lora_init,
+    wrong=(lambda d_in, d_out, r: (torch.zeros(r, d_in), torch.zeros(d_out, r)),
+           lambda d_in, d_out, r: (_kaiming(r, d_in), _kaiming(d_out, r)),
+           lambda d_in, d_out, r: (torch.randn(r, d_in), torch.zeros(d_out, r)),
+           lambda d_in, d_out, r: (_kaiming(d_in, r), torch.zeros(r, d_out))),
 )
 
 EXERCISES = [q1, q2, q3, q4]

@@ -1,10 +1,11 @@
 """Lesson 04's exercises: where an assistant reply sits in the chat text, padding prompts for generation (on the
-left, where training pads on the right), and the SFT loss on the trained tokens only.
+left, where training pads on the right), and whether a difference between two settings is more than the noise of
+the random seed (the paired t statistic).
 
-Each check runs the student's answer on tiny inputs (a few token ids, a (2, 5, 7) tensor of logits) and compares it
+Each check runs the student's answer on tiny inputs (a few token ids, a few losses per random seed) and compares it
 with the finished copy: ``coursekit.chat.assistant_spans`` for the reply's place, the left padding that
-``coursekit.evals`` asks for before ``generate``, and transformers' own causal-LM loss for the loss. A wrong answer
-is told which common mistake it matches, with the values.
+``coursekit.evals`` asks for before ``generate``, and ``coursekit.evals.compare_seeds`` (and scipy's ``ttest_rel``)
+for the t statistic. A wrong answer is told which common mistake it matches, with the values.
 
     >>> q1.check(lambda text, prompt, reply: (text.find(reply), text.find(reply) + len(reply)))   # the first copy
     ✗ q1: reply_span found the reply at characters (78, 82), inside the user's turn: 'start|>user\\nIs 1900 right? '...; it starts at 156, after the prompt (the text up to '<|im_start|>assistant\\n').
@@ -15,15 +16,16 @@ is told which common mistake it matches, with the values.
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 import torch
 
 from coursekit.chat import CHATML_TEMPLATE, assistant_spans, render_chat
 from coursekit.exercises import Exercise, Wrong, expect_close, expect_equal, expect_tensor
-from coursekit.objectives import IGNORE_INDEX
 
-__all__ = ["EXERCISES", "left_pad", "q1", "q2", "q3", "reply_span", "sft_loss"]
+__all__ = ["EXERCISES", "left_pad", "paired_t", "q1", "q2", "q3", "reply_span"]
 
 
 class _ChatML:
@@ -172,61 +174,86 @@ q2 = Exercise(
 )
 
 
-# ---------------------------------------------------------------- q3: the loss on the trained tokens
-def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the next token, over the positions whose label is not -100."""
-    pred = logits[:, :-1, :]                      # (B, T-1, V): position t predicts token t + 1
-    target = labels[:, 1:]                        # (B, T-1)
-    return torch.nn.functional.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1),
-                                             ignore_index=IGNORE_INDEX)  # skips every -100, averages the rest
+# ---------------------------------------------------------------- q3: is the difference real?
+def paired_t(a: list[float], b: list[float]) -> float:
+    """The paired t statistic of setting ``b`` against setting ``a``, one value per random seed each (random
+    seed i of both together): the mean of the differences d_i = b_i - a_i over its standard error, sd(d) / sqrt(n)."""
+    d = [y - x for x, y in zip(a, b)]                               # one gap per random seed
+    n = len(d)
+    mean = sum(d) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))      # the sample standard deviation (n - 1)
+    return mean / (sd / math.sqrt(n))
 
 
-def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(2, 5, 7, generator=g)                                   # (B, T, V)
-    labels = torch.tensor([[-100, -100, 3, 1, 6], [-100, -100, -100, 4, -100]])  # (B, T): 4 trained tokens
-    return logits, labels
+SEED_RUNS = [  # (a, b): held-out losses per random seed, as section 3's study gives them
+    ([1.52, 1.61, 1.47], [1.49, 1.59, 1.43]),                       # the random seeds spread more than the gap
+    ([2.31, 2.27, 2.35, 2.30, 2.28], [2.38, 2.31, 2.36, 2.39, 2.33]),
+]
 
 
-def _check_loss(f: Any) -> str:
-    from transformers.loss.loss_utils import ForCausalLMLoss
+def _sd(xs: list[float], ddof: int = 1) -> float:
+    mean = sum(xs) / len(xs)
+    return math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - ddof))
 
-    logits, labels = _inputs()
-    want = float(ForCausalLMLoss(logits.clone(), labels.clone(), vocab_size=logits.size(-1)))  # transformers' own
-    got = f(logits.clone(), labels.clone())
-    ce = torch.nn.functional.cross_entropy
-    flat = logits.reshape(-1, 7)
-    mistakes = {
-        "you compared each position's logits with its own token, not the next one: shift them (logits[:, :-1], "
-        "labels[:, 1:]).": ce(flat, labels.reshape(-1)),
-        "you summed the trained tokens' losses; the loss is their mean.":
-            ce(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), reduction="sum"),
-        "you shifted the wrong way round (logits[:, 1:] against labels[:, :-1]): position t predicts token t + 1.":
-            ce(logits[:, 1:].reshape(-1, 7), labels[:, :-1].reshape(-1)),
-    }
-    try:
-        value = float(got)
-    except (TypeError, ValueError):
-        raise Wrong(f"sft_loss returned {got!r}; expected a number (a 0-d tensor) near {want:.4f}.") from None
-    for what, wrong in mistakes.items():
-        if abs(value - float(wrong)) < 1e-5 and abs(value - want) > 1e-5:
-            raise Wrong(f"sft_loss is {value:.4f}; expected {want:.4f}: {what}")
-    expect_close(value, want, "sft_loss on logits of shape (2, 5, 7)", rel=1e-5)
-    return f"{value:.4f}, transformers' causal-LM loss (what model(..., labels=labels).loss computes)."
+
+def _welch_t(a: list[float], b: list[float]) -> float:
+    """The unpaired (Welch) t of b against a: the gap of the means over sqrt(var(a)/n_a + var(b)/n_b)."""
+    gap = sum(b) / len(b) - sum(a) / len(a)
+    return gap / math.sqrt(_sd(a) ** 2 / len(a) + _sd(b) ** 2 / len(b))
+
+
+def _check_paired(f: Any) -> str:
+    from scipy import stats
+
+    from coursekit.evals import compare_seeds
+
+    for a, b in SEED_RUNS:
+        want = compare_seeds(a, b, paired=True).t                    # the finished copy, as notebook 04 calls it
+        scipy_t = float(stats.ttest_rel(b, a).statistic)             # scipy's paired t-test: the same t
+        call = f"paired_t({a}, {b})"
+        got = f(list(a), list(b))
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            raise Wrong(f"{call} returned {got!r}; expected a number, the t statistic {want:.4g}.") from None
+        n, d = len(a), [y - x for x, y in zip(a, b)]
+        mistakes = {
+            f"that is Welch's unpaired t. It ignores that random seed i of both settings shares its data order, "
+            f"so the seeds' own spread ({_sd(a):.3g} within a) hides a gap that is steady from one random seed to "
+            f"the next (sd(d) = {_sd(d):.3g}).": _welch_t(a, b),
+            f"the standard deviation divides by n = {n}; the sample one divides by n - 1 = {n - 1}, which makes the "
+            f"standard error larger by sqrt(n / (n - 1)) = {math.sqrt(n / (n - 1)):.3g} and |t| smaller.":
+                want * math.sqrt(n / (n - 1)),
+            f"you divided the mean gap by sd(d) alone; its standard error is sd(d) / sqrt(n), with n = {n} random "
+            "seeds.": want / math.sqrt(n),
+            "the sign is flipped: that is a against b (a_i - b_i). The t of b against a is positive when b is the "
+            "higher.": -want,
+        }
+        for what, wrong in mistakes.items():
+            if math.isclose(value, wrong, rel_tol=1e-4) and not math.isclose(value, want, rel_tol=1e-4):
+                raise Wrong(f"{call} is {value:.4g}; expected {want:.4g}: {what}")
+        expect_close(value, want, f"{call} (against compare_seeds)", rel=1e-4)         # float32 answers pass too
+        expect_close(value, scipy_t, f"{call} (against scipy.stats.ttest_rel)", rel=1e-4)
+    a, b = SEED_RUNS[0]
+    c = compare_seeds(a, b, paired=True)
+    return (f"Equal to compare_seeds(a, b, paired=True).t and scipy.stats.ttest_rel(b, a). On the 3 random seeds, "
+            f"t = {c.t:.2f}, beyond the 95% threshold ±{c.critical:.2f}: compare_seeds calls b {c.verdict}; "
+            f"Welch's unpaired t, {_welch_t(a, b):.2f}, would not.")
 
 
 q3 = Exercise(
-    "q3", "sft_loss(logits, labels): the mean next-token cross-entropy over the trained tokens (label != -100).",
-    checker=_check_loss,
-    hint_text="Position t predicts token t + 1: cross_entropy(logits[:, :-1] flattened to (N, V), labels[:, 1:] "
-              "flattened to (N,), ignore_index=-100).",
-    reference=sft_loss,
-    wrong=(lambda logits, labels: torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                                                    labels.reshape(-1)),
-           lambda logits, labels: torch.nn.functional.cross_entropy(
-               logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), reduction="sum"),
-           lambda logits, labels: torch.nn.functional.cross_entropy(
-               logits[:, 1:].reshape(-1, logits.size(-1)), labels[:, :-1].reshape(-1))),
+    "q3", "paired_t(a, b): the paired t statistic of setting b against setting a, one value per random seed each "
+          "(random seed i of both together).",
+    checker=_check_paired,
+    hint_text="d_i = b_i - a_i for each random seed; t = mean(d) / (sd(d) / sqrt(n)), where sd is the sample "
+              "standard deviation (divide the squared deviations by n - 1).",
+    reference=paired_t,
+    wrong=(_welch_t,
+           lambda a, b: statistics.fmean(y - x for x, y in zip(a, b)) / (statistics.pstdev(
+               [y - x for x, y in zip(a, b)]) / math.sqrt(len(a))),
+           lambda a, b: statistics.fmean(y - x for x, y in zip(a, b)) / statistics.stdev(
+               [y - x for x, y in zip(a, b)]),
+           lambda a, b: paired_t(b, a)),
 )
 
 EXERCISES = [q1, q2, q3]

@@ -1,10 +1,11 @@
-"""Lesson 05's exercises: NF4 block quantisation by hand (the codes, then the weights back), and the bytes per
-parameter that a 4-bit weight and full fine-tuning really cost.
+"""Lesson 05's exercises: NF4 block quantisation by hand (the codes, then the weights back), the bytes per
+parameter that a 4-bit weight really costs, and whether a QLoRA fine-tune fits in memory.
 
 q1 and q2 run the student's answer on one small fixed float32 weight (4 blocks of 64; the same bits on any CPU)
 and compare it with bitsandbytes' own result, ``bitsandbytes.functional.quantize_4bit`` / ``dequantize_4bit``
 with ``quant_type="nf4", blocksize=64`` on the CPU. q3 compares with ``coursekit.memory.nf4_bytes_per_param``,
-q4 with bytes counted on a real AdamW step. A wrong answer is told which common mistake it matches, with values.
+q4 with q3's reference for the base and, for the adapter, bytes counted on a real AdamW step. A wrong answer is
+told which common mistake it matches, with values.
 
     >>> q3.check(lambda double_quant: 0.5)   # the 4 bits alone
     ✗ q3: nf4_bytes(double_quant=False) is 0.5; expected 0.0625 more. That is the 4 bits alone: each block of 64 weights also stores its absmax scale.
@@ -22,8 +23,8 @@ import torch
 from coursekit.exercises import Exercise, Wrong, expect_close, expect_tensor
 from coursekit.memory import DQ_BLOCK, NF4_BLOCK, nf4_bytes_per_param
 
-__all__ = ["EXERCISES", "adam_bytes", "nf4_bytes", "nf4_dequantize", "nf4_quantize", "nf4_table",
-           "q1", "q2", "q3", "q4"]
+__all__ = ["EXERCISES", "nf4_bytes", "nf4_dequantize", "nf4_quantize", "nf4_table",
+           "q1", "q2", "q3", "q4", "qlora_gib"]
 
 N_BLOCKS = 4  # 4 blocks of 64: not 64 blocks, so a transposed broadcast fails loudly
 
@@ -184,8 +185,14 @@ q3 = Exercise(
 )
 
 
-# ---------------------------------------------------------------- q4: training bytes per regime
-adam_bytes = (16, 16, 12)  # (fp32 + AdamW, autocast mixed precision as in 07, 16-bit weights and grads, no fp32 copy)
+# ---------------------------------------------------------------- q4: will a QLoRA fine-tune fit?
+GIB = 2 ** 30
+
+
+def qlora_gib(n_base: float, n_adapter: float) -> float:
+    """GiB for a QLoRA fine-tune, activations excluded: the frozen base in nf4 with double quant (q3), and the
+    adapter in fp32 with AdamW (4 B weight + 4 B grad + 8 B two moments = 16 B per parameter)."""
+    return (n_base * nf4_bytes(True) + n_adapter * 16) / 2 ** 30
 
 
 def _adamw_step_bytes() -> float:
@@ -200,30 +207,55 @@ def _adamw_step_bytes() -> float:
     return held / n
 
 
-def _check_adam(answer: Any) -> str:
-    if not (isinstance(answer, tuple | list) and len(answer) == 3):
-        raise Wrong(f"the answer is {answer!r}; expected three numbers (fp32, autocast, 16-bit without fp32 copy).")
-    fp32 = _adamw_step_bytes()
-    half = 2 * torch.bfloat16.itemsize + 2 * torch.float32.itemsize  # 16-bit weight and grad, two fp32 moments
-    expect_close(answer[0], fp32, "bytes per parameter for fp32 full fine-tuning with AdamW (counted on a step)")
-    if abs(float(answer[1]) - half) < 1e-9:
-        raise Wrong(f"autocast mixed precision is {half:g} B in your answer, but autocast only casts inside each "
-                    f"matmul: the stored weights and grads stay fp32, so it costs the same {fp32:g} B as fp32.")
-    expect_close(answer[1], fp32, "bytes per parameter for autocast mixed precision (07's loop)")
-    expect_close(answer[2], half, "bytes per parameter with 16-bit weights and grads and fp32 moments")
-    return (f"{fp32:g} B (4 weight + 4 grad + 8 two moments) both in fp32 and under autocast; {half:g} B (the "
-            "course notes' figure) only if weights and grads are stored in 16 bits with no fp32 copy.")
+FITS = [(7e9, 40e6), (3.21e9, 24.3e6)]  # a 7B base with an all-linear r = 16 adapter; Llama-3.2-3B with r = 16
+
+
+def _check_fit(f: Any) -> str:
+    dq, adam = nf4_bytes(True), _adamw_step_bytes()     # q3's reference (0.5159 B), and 16 B counted on a step
+    for n_base, n_adapter in FITS:
+        want = (n_base * dq + n_adapter * adam) / GIB
+        call = f"qlora_gib({n_base:.3g}, {n_adapter:.3g})".replace("e+0", "e")   # qlora_gib(7e9, 4e7)
+        got = f(n_base, n_adapter)
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            raise Wrong(f"{call} returned {got!r}; expected a number of GiB, about {want:.4g}.") from None
+        mistakes = {
+            f"that is GB (1e9 bytes); a GiB is 2**30 = {GIB:,} bytes, 7.4% more, so the same bytes are fewer GiB.":
+                want * GIB / 1e9,
+            f"the base is at 0.5 B per weight, the 4 bits alone: each block of {NF4_BLOCK} also stores its scale "
+            f"(q3: {dq:.4f} B with double quant).": (n_base * 0.5 + n_adapter * adam) / GIB,
+            f"the base is at {nf4_bytes(False):.4f} B per weight, nf4 without double quant; with it, {dq:.4f} B.":
+                (n_base * nf4_bytes(False) + n_adapter * adam) / GIB,
+            f"the adapter is at 4 B per parameter, its fp32 weights alone: training adds the gradient (4 B) and "
+            f"AdamW's two moments (8 B), {adam:g} B in all.": (n_base * dq + n_adapter * 4) / GIB,
+            "the base is at 2 B per weight, bf16: QLoRA stores the frozen base in nf4, "
+            f"{dq:.4f} B per weight with double quant.": (n_base * 2 + n_adapter * adam) / GIB,
+            f"the base is counted at {adam:g} B per weight, as if it trained too; it is frozen, so it has no "
+            f"gradient and no AdamW state: {dq:.4f} B per weight in nf4.": (n_base + n_adapter) * adam / GIB,
+        }
+        for what, wrong in mistakes.items():
+            if abs(value - wrong) <= 1e-6 * wrong and abs(value - want) > 1e-6 * want:
+                raise Wrong(f"{call} is {value:.4g}; expected {want:.4g} GiB: {what}")
+        expect_close(value, want, f"{call} (GiB)", rel=1e-6)
+    n_base, n_adapter = FITS[0]
+    base, adapter = n_base * dq / GIB, n_adapter * adam / GIB
+    return (f"{base + adapter:.2f} GiB for a 7B base in nf4 + double quant ({base:.2f}) and a 40M-parameter "
+            f"adapter with AdamW ({adapter:.2f}), before activations; the same base in bf16 is {n_base * 2 / GIB:.1f} "
+            "GiB on its own.")
 
 
 q4 = Exercise(
-    "q4", "adam_bytes = (a, b, c): bytes per parameter of full fine-tuning with AdamW (activations excluded) "
-          "(a) all in fp32, (b) under autocast mixed precision as in 07, (c) with weights and grads stored in 16 "
-          "bits and fp32 moments, no fp32 copy.",
-    checker=_check_adam,
-    hint_text="Count weight + gradient + AdamW's two moments (exp_avg, exp_avg_sq), each at its stored dtype: "
-              "fp32 = 4 B, bf16/fp16 = 2 B. Autocast stores nothing in 16 bits.",
-    reference=adam_bytes,
-    wrong=((16, 12, 12), (12, 12, 12), (8, 8, 6), (16, 16, 16)),
+    "q4", "qlora_gib(n_base, n_adapter): GiB (2**30 bytes) for a frozen base in nf4 with double quant plus an "
+          "adapter trained in fp32 with AdamW, activations excluded.",
+    checker=_check_fit,
+    hint_text="Base: n_base × q3's bytes per weight with double quant (0.5 + (1 + 4/256)/64). Adapter: n_adapter × "
+              "16 (fp32 weight, gradient, AdamW's two moments). Divide the bytes by 2**30.",
+    reference=qlora_gib,
+    wrong=(lambda n_base, n_adapter: (n_base * nf4_bytes(True) + n_adapter * 16) / 1e9,
+           lambda n_base, n_adapter: (n_base * 0.5 + n_adapter * 16) / 2 ** 30,
+           lambda n_base, n_adapter: (n_base * nf4_bytes(True) + n_adapter * 4) / 2 ** 30,
+           lambda n_base, n_adapter: (n_base * 2 + n_adapter * 16) / 2 ** 30),
 )
 
 EXERCISES = [q1, q2, q3, q4]
