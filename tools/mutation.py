@@ -227,11 +227,15 @@ def check_inputs(root: Path, module: str, tests: list[str]) -> None:
 
 
 def mutation_run(root: Path, module: str, tests: list[str], timeout: float | None = None,
-                 limit: int | None = None, progress: bool = True) -> list[Mutant]:
-    """Run every mutant of ``module`` (or the first ``limit``) against ``tests`` in a copy of ``root``."""
+                 limit: int | None = None, progress: bool = True, start: int = 1) -> list[Mutant]:
+    """Run every mutant of ``module`` (or the first ``limit``, from number ``start``) against ``tests`` in a copy
+    of ``root``. ``start`` resumes a run cut short: the numbers stay those of the whole run."""
     check_inputs(root, module, tests)
     original = (root / module).read_text(encoding="utf-8")
-    mutants = mutants_of(original)[:limit]
+    every = mutants_of(original)
+    if not 1 <= start <= len(every):
+        raise SystemExit(f"{module}: --start {start} is outside its mutants 1-{len(every)}")
+    mutants = every[:limit][start - 1:]
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         repo = copy_repo(root, Path(tmp))
         target = repo / module
@@ -250,7 +254,7 @@ def mutation_run(root: Path, module: str, tests: list[str], timeout: float | Non
             result, m.seconds = run_tests(repo, tests, limit_s)
             m.outcome = {"passed": "survived", "failed": "killed"}.get(result, result)
             if progress:
-                print(f"  {m.index + 1}/{len(mutants)} line {m.line}: {m.change}: {m.outcome}", file=sys.stderr)
+                print(f"  {m.index + 1}/{len(every)} line {m.line}: {m.change}: {m.outcome}", file=sys.stderr)
     return mutants
 
 
@@ -272,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="repository to copy (default: this one)")
     parser.add_argument("--timeout", type=float, help="seconds per mutant (default: 3 x the clean run + 10)")
     parser.add_argument("--limit", type=int, help="run only the first N mutants")
+    parser.add_argument("--start", type=int, default=1, help="begin at mutant number N (resume a run cut short)")
     parser.add_argument("--json", type=Path, help="also write every mutant and its outcome here")
     parser.add_argument("--list", action="store_true", help="print the default module -> tests map")
     args = parser.parse_args(argv)
@@ -280,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tests = args.tests or default_tests(args.module)
     tests = [*tests, "-k", args.keyword] if args.keyword else tests
-    mutants = mutation_run(args.root.resolve(), args.module, tests, args.timeout, args.limit)
+    mutants = mutation_run(args.root.resolve(), args.module, tests, args.timeout, args.limit, start=args.start)
     print(summary(args.module, mutants))
     if args.json:
         args.json.write_text(json.dumps([asdict(m) for m in mutants], indent=1), encoding="utf-8")
