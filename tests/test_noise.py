@@ -19,6 +19,9 @@ def test_welch_equals_scipy_ttest_ind(a, b):
     ours = compare_seeds(a, b, paired=False)
     if not math.isfinite(ref.statistic) or abs(ref.pvalue - 0.05) < 1e-9:
         return  # no spread at all (scipy gives nan), or a p-value on the boundary itself
+    if ours.se == 0:  # a spread below float rounding: scipy's t is then rounding noise over rounding noise
+        assert abs(ref.statistic) > 1e6 or ours.gap == 0, (ours, ref)
+        return
     assert ours.t == pytest.approx(ref.statistic, rel=1e-9, abs=1e-9), (ours, ref)
     assert ours.called == (ref.pvalue < 0.05), (ours, ref)
 
