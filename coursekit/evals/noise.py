@@ -92,7 +92,7 @@ def compare_seeds(a: Sequence[float], b: Sequence[float], *, paired: bool = Fals
                               f"not called: {n} random seeds per setting, fewer than {MIN_SEEDS}")
     se, dof = _paired_se(a, b) if paired else _welch_se(a, b)
     critical = float(stats.t.ppf(0.5 + level / 2, dof))
-    if se <= 1e-12 * max(abs(x) for x in a + b):  # rounding's noise, not the random seeds': 0.25 - 0.4643 per seed
+    if se <= 1e-12 * max(abs(x) for x in a + b):  # float rounding (0.25 - 0.4643 at each random seed), not noise
         se = 0.0
     if se == 0:  # every random seed gave the same gap: no noise to compare it with
         t = 0.0 if gap == 0 else math.copysign(math.inf, gap)
