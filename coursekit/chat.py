@@ -261,8 +261,11 @@ def assistant_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]], text:
     for i, msg in enumerate(messages):
         if msg["role"] != "assistant":
             continue
-        prefix = render_chat(tokenizer, messages[:i], add_generation_prompt=True, template=template)
-        start = _common_prefix(prefix, text)
+        if i == 0:  # the assistant speaks first (a greeting): no prompt before it to render
+            start = 0
+        else:
+            start = _common_prefix(render_chat(tokenizer, messages[:i], add_generation_prompt=True, template=template),
+                                   text)
         content = msg["content"]
         pos = text.find(content, start)
         if pos < 0:  # templates that trim the reply
