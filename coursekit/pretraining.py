@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ def peak_flops(device: str) -> float | None:
     if device != "cuda":
         return None
     name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    # a key followed by a digit is another GPU: "L4" is not "L40S", "A10" not "A100"
+    return next((v for k, v in PEAK_FLOPS.items() if re.search(rf"\b{k}(?!\d)", name)), None)
 
 
 def flops_per_token(cfg: GPT2Config, seq_len: int, n_params: int) -> float:

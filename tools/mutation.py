@@ -42,13 +42,14 @@ DEFAULT_TESTS: dict[str, list[str]] = {
     "coursekit/evals/rouge_metric.py": ["tests/test_evals.py", "tests/test_reference_rouge.py"],
     "coursekit/evals/overlap.py": ["tests/test_evals.py", "tests/test_reference_squad.py"],
     "coursekit/evals/text.py": ["tests/test_evals.py"],
-    "coursekit/evals/lm.py": ["tests/test_evals.py"],
+    "coursekit/evals/lm.py": ["tests/test_evals.py", "tests/test_evals_lm.py"],
     "coursekit/evals/answers.py": ["tests/test_answers.py"],
     "coursekit/evals/diversity.py": ["tests/test_diversity.py"],
     "coursekit/evals/price.py": ["tests/test_price.py"],
     "coursekit/evals/checks.py": ["tests/test_evals.py"],
     "coursekit/gpt2.py": ["tests/test_gpt2.py", "tests/test_gpt2_from_hf.py"],
-    "coursekit/pretraining.py": ["tests/test_pretraining.py", "tests/test_pretraining_checks.py"],
+    "coursekit/pretraining.py": ["tests/test_pretraining_checks.py", "tests/test_pretraining_parts.py",
+                                 "tests/test_pretraining.py"],  # the fast ones first: -x stops at the first kill
     "coursekit/chat.py": ["tests/test_chat.py"],
 }
 
