@@ -226,15 +226,17 @@ def test_dpo_refuses_a_beta_that_is_not_positive(beta):
 
 # ================================================================ GRPO
 class RecordingReward:
-    """A reward with a spread inside a group: text length mod 5; every completion of the second prompt gets the
-    same reward (a zero-std group), and the first completion none (None: TRL leaves it out). Keeps what it gave."""
+    """A reward with a spread inside a group whatever the sampled texts (the completion's place in its group plus
+    its length / 100; text lengths alone may all tie); every completion of the second prompt gets the same reward
+    (a zero-std group), and the first completion none (None: TRL leaves it out). Keeps what it gave."""
 
     def __init__(self, constant_answer):
         self.constant_answer, self.given, self.keywords = constant_answer, [], set()
 
     def __call__(self, completions, answer, **kwargs):
         texts = [c[-1]["content"] for c in completions]
-        rewards = [1.0 if a == self.constant_answer else float(len(t) % 5) for t, a in zip(texts, answer)]
+        rewards = [1.0 if a == self.constant_answer else i % GROUP + len(t) / 100
+                   for i, (t, a) in enumerate(zip(texts, answer))]
         rewards[0] = None
         self.given.append(rewards)
         self.keywords = {"completions", "answer", *kwargs}

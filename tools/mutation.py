@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTS: dict[str, list[str]] = {
     "coursekit/bpe/basic.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
     "coursekit/bpe/ranks.py": ["tests/test_bpe.py", "tests/test_gpt2_tokenizer.py"],
-    "coursekit/bpe/tokenizer.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
+    "coursekit/bpe/tokenizer.py": ["tests/test_bpe_tokenizer_parts.py", "tests/test_bpe.py", "tests/test_reference_minbpe.py"],
     "coursekit/bpe/files.py": ["tests/test_bpe.py"],
     "coursekit/bpe/fast.py": ["tests/test_bpe.py", "tests/test_reference_minbpe.py"],
     "coursekit/lora.py": ["tests/test_lora.py", "tests/test_lora_param_count.py",  # and the 4-bit count:
