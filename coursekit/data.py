@@ -42,6 +42,7 @@ HUB_DATASETS: dict[str, str] = {
     "medical": "OpenMed/Medical-Reasoning-SFT-GPT-OSS-120B",
     "fineweb": "HuggingFaceFW/fineweb-edu",
     "hellaswag": "Rowan/hellaswag",
+    "preference": "trl-lib/ultrafeedback_binarized",
 }
 
 

@@ -39,6 +39,8 @@ DATASET_LOADS = [
      ["text", "id", "dump", "url", "file_path", "language", "language_score", "token_count", "score", "int_score"]),
     *[("Rowan/hellaswag", None, split, ["ind", "activity_label", "ctx_a", "ctx_b", "ctx", "endings", "source_id",
                                         "split", "split_type", "label"]) for split in ("train", "validation", "test")],
+    *[("trl-lib/ultrafeedback_binarized", None, split, ["chosen", "rejected", "score_chosen", "score_rejected"])
+      for split in ("train", "test")],
 ]
 
 CHECKS = r'''
@@ -191,6 +193,14 @@ def gpt2_tiktoken():
 
 if out["summary"]["tiktoken"]["gpt2"].startswith("GPT-2"):
     record("tiktoken-gpt2", gpt2_tiktoken)
+def preference():
+    from coursekit.data import HUB_DATASETS
+    from coursekit.preference import load_preference_dataset
+
+    return load_preference_dataset(HUB_DATASETS["preference"], split="test", n=20)  # 08's colab/full loader
+
+
+record("preference", preference)
 out["seconds"] = time.perf_counter() - start
 with open(sys.argv[1], "w", encoding="utf-8") as f:
     json.dump(out, f, default=str)
@@ -389,6 +399,13 @@ def test_medical_messages_carry_reasoning_content(checked):
 def test_fineweb_edu_streams(checked):
     found = ok(checked, "fineweb-stream")
     assert found["type"] == "IterableDataset" and len(found["texts"]) == 3 and all(found["texts"])
+
+
+def test_the_preference_dataset_loads_as_explicit_prompt_conversations(checked):
+    rows = ok(checked, "preference")
+    assert len(rows) == 20, len(rows)
+    assert all([m["role"] for m in r["prompt"]] == ["user"] and r["chosen"][0]["role"] == "assistant"
+               and r["chosen"] != r["rejected"] and r["score_chosen"] > r["score_rejected"] for r in rows), rows[0]
 
 
 @pytest.mark.parametrize("recipe", HUB_RECIPES)

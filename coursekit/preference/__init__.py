@@ -6,6 +6,8 @@
   and ``completion_labels`` (DPOTrainer's log-probs), ``dpo_loss`` (DPOTrainer's "sigmoid" loss and rewards).
 * ``preference.grpo``: ``arithmetic_prompt_rows``, ``exact_match_reward``, ``check_reward_fn`` and
   ``group_advantages`` (GRPOTrainer's).
+* ``preference.formats``: ``explicit_prompt_rows`` (the Hub's forms, hh-rlhf's plain dialogues included, as
+  conversational rows with an explicit prompt) and ``load_preference_dataset``.
 * ``preference.ppo``: ``ppo_clipped_objective`` and ``kl_penalty`` (k1 as RLOOTrainer, k3 as GRPOTrainer).
 
 A preference pair, its reward-model loss and its DPO loss::
@@ -19,6 +21,7 @@ A preference pair, its reward-model loss and its DPO loss::
     tensor([ 0.5000, -0.5000])
 """
 
+from coursekit.preference.formats import explicit_prompt_rows, hh_messages, load_preference_dataset
 from coursekit.preference.grpo import (
     EPS,
     SCALE_REWARDS,
@@ -59,8 +62,11 @@ __all__ = [
     "completion_labels",
     "dpo_loss",
     "exact_match_reward",
+    "explicit_prompt_rows",
     "group_advantages",
+    "hh_messages",
     "kl_penalty",
+    "load_preference_dataset",
     "ppo_clipped_objective",
     "reward_fn_name",
     "reward_metrics",

@@ -159,6 +159,26 @@ def story_rows(n: int, seed: int = 3) -> list[dict[str, Any]]:
     return rows
 
 
+def ultrafeedback_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """trl-lib/ultrafeedback_binarized's form: ``chosen`` and ``rejected`` each the user's turn and one reply (the
+    implicit prompt), and a score for each (1-10, the chosen one higher), from seeded arithmetic pairs.
+
+    >>> row = ultrafeedback_rows(1, seed=0)[0]
+    >>> [m["role"] for m in row["chosen"]], row["score_chosen"] > row["score_rejected"]
+    (['user', 'assistant'], True)
+    """
+    from coursekit.preference import arithmetic_preference_rows
+
+    rng = random.Random(seed)
+    rows = []
+    for pair in arithmetic_preference_rows(n, seed=seed, rejected="mixed"):
+        user = pair["prompt"][-1:]  # no system turn: UltraFeedback's prompts are the user's alone
+        high = rng.choice([7.0, 8.0, 9.0, 10.0])
+        rows.append({"chosen": user + pair["chosen"], "rejected": user + pair["rejected"],
+                     "score_chosen": high, "score_rejected": high - rng.choice([1.0, 2.0, 3.0, 5.0])})
+    return rows
+
+
 def _story_rows(n: int) -> list[dict[str, str]]:
     return [{"synopsis": r["synopsis"], "short_story": r["story"]} for r in story_rows(n, seed=8)]
 
@@ -202,6 +222,8 @@ DATASETS: dict[str, DatasetSpec] = {
                                                "test": lambda: hellaswag_rows(400, "test", 31),
                                                "validation": lambda: hellaswag_rows(10042, "validation", 32)},
                                    "hellaswag"),
+    "trl-lib/ultrafeedback_binarized": DatasetSpec("default", {"train": lambda: ultrafeedback_rows(300, 40),
+                                                               "test": lambda: ultrafeedback_rows(60, 41)}),
 }
 
 

@@ -52,6 +52,8 @@ STANDINS: dict[str, str] = {
                                                   "with computed answers and reasoning",
     "HuggingFaceFW/fineweb-edu": "stand-in: sample-10BT of ~300 documents cut from the pydoc corpus",
     "Rowan/hellaswag": "stand-in: generated HellaSwag items; validation has the real 10,042 rows",
+    "trl-lib/ultrafeedback_binarized": "stand-in: generated arithmetic preference pairs (the right answer over a "
+                                       "wrong or a verbose one) in its implicit-prompt form, with scores",
 }
 
 
