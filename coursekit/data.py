@@ -191,12 +191,13 @@ def to_jsonl(rows: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def write_all(data_dir: Path | str = DATA_DIR) -> list[Path]:
-    """(Re)generate every dataset in ``DATASETS`` as ``<data_dir>/<name>.jsonl``."""
+def write_all(data_dir: Path | str = DATA_DIR,
+              datasets: dict[str, Callable[[], list[dict[str, Any]]]] | None = None) -> list[Path]:
+    """(Re)generate every dataset in ``datasets`` (default ``DATASETS``) as ``<data_dir>/<name>.jsonl``."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in DATASETS.items():
+    for name, make in (DATASETS if datasets is None else datasets).items():
         path = data_dir / f"{name}.jsonl"
         path.write_bytes(to_jsonl(make()))
         paths.append(path)

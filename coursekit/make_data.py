@@ -16,13 +16,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from coursekit.data import DATA_DIR, write_all
+from coursekit.data import DATA_DIR, DATASETS, write_all
+from coursekit.preference import arithmetic_preference_rows
+
+# data.DATASETS, plus the files built from a later layer's generators (data cannot import them)
+ALL_DATASETS = {
+    **DATASETS,
+    # 08's DPO recipe: the right answer over a wrong or a verbose one, in TRL's conversational form
+    "arithmetic_preference": lambda: arithmetic_preference_rows(200, seed=0, rejected="mixed"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.make_data", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DATA_DIR), help=f"folder to write into (default {DATA_DIR})")
-    for path in write_all(parser.parse_args(argv).out):
+    for path in write_all(parser.parse_args(argv).out, ALL_DATASETS):
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 

@@ -51,7 +51,7 @@ from coursekit.quiet import progress_bars
 from coursekit.runtime import Profile, effective_seed, get_profile
 
 __all__ = ["OutputDirError", "SFTRun", "SFTSettings", "check_output_dir", "finetune", "lora_config", "plot_loss",
-           "trl_arguments"]
+           "prepare_output_dir", "train_and_save", "trl_arguments"]
 
 
 class OutputDirError(OSError):
@@ -266,10 +266,7 @@ def finetune(model: Any, tokenizer: Any, dataset: Any, settings: SFTSettings | N
 
     settings = settings or SFTSettings()
     profile = profile or get_profile(verbose=False)
-    if save:
-        output_dir = check_output_dir(output_dir, overwrite_output_dir)
-    else:  # TRL still makes the folder
-        _check_writable(Path(output_dir).expanduser())
+    output_dir = prepare_output_dir(output_dir, save, overwrite_output_dir)
     if not (isinstance(dataset, Dataset) and "input_ids" in dataset.column_names):
         dataset = prepare_dataset(dataset, tokenizer)
     _check_fits(dataset, settings.max_length, settings.packing)
@@ -279,6 +276,22 @@ def finetune(model: Any, tokenizer: Any, dataset: Any, settings: SFTSettings | N
     with progress_bars(progress):  # progress=False: no dataset-preparation bars either
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora)
+    return train_and_save(trainer, output_dir, progress=progress, save=save, overwrite_output_dir=overwrite_output_dir)
+
+
+def prepare_output_dir(output_dir: str | Path, save: bool = True, overwrite_output_dir: bool = False) -> Path:
+    """Before any training: ``check_output_dir`` when the run will be saved, else only that TRL can make the folder."""
+    if save:
+        return check_output_dir(output_dir, overwrite_output_dir)
+    path = Path(output_dir).expanduser()
+    _check_writable(path)
+    return path
+
+
+def train_and_save(trainer: Any, output_dir: Path, *, progress: bool = True, save: bool = True,
+                   overwrite_output_dir: bool = False) -> SFTRun:
+    """Train a TRL trainer built on ``prepare_output_dir``'s folder, time it, and save the adapter (``_save``: a
+    failed save keeps it elsewhere); SFT and DPO (``coursekit.dpo``) both end here."""
     if not progress:
         from transformers import PrinterCallback
 

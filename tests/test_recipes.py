@@ -138,7 +138,7 @@ def test_axolotl_and_hugging_face_names_give_the_same_recipe(tmp_path):
     ours = recipes.load_recipe({**base, "batch_size": 2, "max_length": 96, "num_train_epochs": 2,
                                 "lr_scheduler_type": "cosine", "optim": "sgd", "packing": True})
     assert axolotl == ours and ours.training.batch_size == 2 and ours.training.packing is True
-    assert set(recipes.AXOLOTL_ALIASES.values()) <= set(recipes.TRAINING_KEYS)
+    assert set(recipes.AXOLOTL_ALIASES.values()) <= {*recipes.TRAINING_KEYS, *recipes.RECIPE_KEYS}
 
 
 def test_a_setting_under_both_names_is_an_error(tmp_path):

@@ -155,7 +155,7 @@ LAYERS = {
     1: ("hub", "data", "assets"),
     2: ("tinygpt", "objectives", "sampling", "token_budget", "lora", "bpe", "chat", "quant", "memory", "evals",
         "gpt2", "preference"),
-    3: ("sft", "recipes", "shards", "checkpoints", "distributed", "pretraining", "exercises"),
+    3: ("sft", "dpo", "recipes", "shards", "checkpoints", "distributed", "pretraining", "exercises"),
     4: ("finetune", "pretrain", "standin_hub", "standin", "warm", "make_data", "course"),
 }
 UPWARD_ALLOWED = {  # (importer, imported concept): why

@@ -1,7 +1,7 @@
 """Preference tuning, from scratch and proven equal to TRL 1.16 (lesson 08): one topic per file.
 
 * ``preference.pairs``: ``check_preference_rows`` (TRL's paired-preference forms, a bad row named by index and
-  field) and ``arithmetic_preference_rows`` (seeded pairs whose preference is known).
+  field), ``arithmetic_preference_rows`` (seeded pairs whose preference is known) and ``held_out_pairs``.
 * ``preference.losses``: ``bradley_terry_loss`` and ``reward_metrics`` (RewardTrainer's), ``sequence_logps``
   and ``completion_labels`` (DPOTrainer's log-probs), ``dpo_loss`` (DPOTrainer's "sigmoid" loss and rewards).
 * ``preference.grpo``: ``arithmetic_prompt_rows``, ``exact_match_reward``, ``check_reward_fn`` and
@@ -34,6 +34,7 @@ from coursekit.preference.grpo import (
 from coursekit.preference.losses import (
     DPOLoss,
     bradley_terry_loss,
+    check_beta,
     completion_labels,
     dpo_loss,
     reward_metrics,
@@ -44,6 +45,7 @@ from coursekit.preference.pairs import (
     PreferenceFormat,
     arithmetic_preference_rows,
     check_preference_rows,
+    held_out_pairs,
 )
 from coursekit.preference.ppo import KL_ESTIMATORS, kl_penalty, ppo_clipped_objective
 
@@ -57,6 +59,7 @@ __all__ = [
     "arithmetic_preference_rows",
     "arithmetic_prompt_rows",
     "bradley_terry_loss",
+    "check_beta",
     "check_preference_rows",
     "check_reward_fn",
     "completion_labels",
@@ -64,6 +67,7 @@ __all__ = [
     "exact_match_reward",
     "explicit_prompt_rows",
     "group_advantages",
+    "held_out_pairs",
     "hh_messages",
     "kl_penalty",
     "load_preference_dataset",

@@ -130,6 +130,13 @@ class DPOLoss:
                 "rewards/margins": self.margins.mean().item()}
 
 
+def check_beta(beta: float) -> None:
+    """DPO's β must be a positive number; anything else is a ``ValueError`` saying why and the usual value."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+        raise ValueError(f"beta={beta}: DPO needs beta > 0 (DPOConfig's default is 0.1); at 0 the loss is log 2 "
+                         "whatever the policy does, and below 0 it prefers the rejected answers")
+
+
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> DPOLoss:
     """DPO's loss, mean ``-log σ(β · ((log π_c - log π_ref,c) - (log π_r - log π_ref,r)))``, with its rewards.
@@ -147,9 +154,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     ...
     ValueError: beta=0: DPO needs beta > 0 (DPOConfig's default is 0.1); at 0 the loss is log 2 whatever ...
     """
-    if not beta > 0:
-        raise ValueError(f"beta={beta}: DPO needs beta > 0 (DPOConfig's default is 0.1); at 0 the loss is log 2 "
-                         "whatever the policy does, and below 0 it prefers the rejected answers")
+    check_beta(beta)
     # 1. How far the policy moved from the reference on each answer (log-ratios)
     chosen_logratios = policy_chosen_logps - ref_chosen_logps
     rejected_logratios = policy_rejected_logps - ref_rejected_logps

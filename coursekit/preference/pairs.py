@@ -211,3 +211,26 @@ def arithmetic_preference_rows(n: int, seed: int = 0, rejected: str = "wrong",
         else:
             rows.append({"prompt": question, "chosen": right, "rejected": wrong})
     return rows
+
+
+def held_out_pairs(rows: Sequence[Mapping[str, Any]], n_test: int, seed: int = 0) -> tuple[list, list]:
+    """``(train, test)`` pairs with an explicit prompt, no prompt in both: a held-out prompt's every pair leaves
+    the train split, and the test split keeps its first. The same random seed gives the same split.
+
+    >>> train, test = held_out_pairs(arithmetic_preference_rows(10, seed=0), 3, seed=0)
+    >>> len(train), len(test)
+    (7, 3)
+    """
+    def key(row: Mapping[str, Any]) -> str:
+        return repr(row["prompt"])
+
+    prompts = sorted({key(r) for r in rows})
+    if n_test >= len(prompts) > 0:
+        raise ValueError(f"holding out {n_test} prompts leaves none to train on: the pairs have only {len(prompts)} "
+                         f"distinct prompts; hold out fewer than {len(prompts)}")
+    random.Random(seed).shuffle(prompts)
+    test_keys = prompts[:n_test]
+    first_of: dict[str, Mapping[str, Any]] = {}
+    for r in rows:
+        first_of.setdefault(key(r), r)
+    return [dict(r) for r in rows if key(r) not in set(test_keys)], [dict(first_of[k]) for k in test_keys]

@@ -33,6 +33,7 @@ A recipe may use Axolotl's names instead; this one table maps them, at the YAML 
     | lr_scheduler | lr_scheduler_type |
     | optimizer | optim |
     | sample_packing | packing |
+    | rl_beta | beta |
 
 YAML reads ``2e-4`` as a string, and ``HfArgumentParser.parse_dict`` neither converts nor checks types,
 so ``load_recipe`` gives each key the type of its default and names the key when that fails.
@@ -54,13 +55,13 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from coursekit import assets
 from coursekit.chat import FIELD_NAMES, FORMATS, DataError, convert_rows, held_out_split, prepare_dataset
 from coursekit.evals.answers import score_answers
 from coursekit.hub import check_access
-from coursekit.quant import kbit_config
 from coursekit.recipes.files import (RecipeError, check_local_file, dataset_file, load_recipe_dataset, local_file,
                                      read_recipe_file)
+from coursekit.recipes.models import load_model, quantization_config, resolve_model_name
+from coursekit.recipes.preference import PREFERENCE_FORMAT, RL_METHODS, dpo_recipe_rows, run_dpo_recipe
 from coursekit.runtime import Profile, get_profile
 from coursekit.sft import SFTRun, SFTSettings, check_output_dir, finetune, lora_config
 
@@ -76,6 +77,7 @@ AXOLOTL_ALIASES: dict[str, str] = {
     "lr_scheduler": "lr_scheduler_type",
     "optimizer": "optim",
     "sample_packing": "packing",
+    "rl_beta": "beta",
 }
 
 
@@ -113,6 +115,8 @@ class Recipe:
     load_in_8bit: bool = False
     bnb_4bit_quant_type: str = "nf4"  # nf4 | fp4
     bnb_4bit_use_double_quant: bool = True
+    rl: str | None = None  # Axolotl's: "dpo" trains on preference pairs (recipes.preference); none is SFT
+    beta: float = 0.1  # DPO's β (DPOConfig's default); Axolotl's rl_beta
 
 
 TRAINING_KEYS = tuple(f.name for f in fields(SFTSettings))
@@ -120,7 +124,8 @@ RECIPE_KEYS = tuple(f.name for f in fields(Recipe) if f.name != "training")
 VALID_KEYS = (*RECIPE_KEYS, *TRAINING_KEYS, *AXOLOTL_ALIASES)
 DATASET_KEYS = tuple(f.name for f in fields(DatasetSpec))
 _REQUIRED = ("base_model", "datasets", "output_dir")
-_CHOICES = {"adapter": ("lora", "qlora"), "bnb_4bit_quant_type": ("nf4", "fp4"), "bf16": ("auto", True, False)}
+_CHOICES = {"adapter": ("lora", "qlora"), "bnb_4bit_quant_type": ("nf4", "fp4"), "bf16": ("auto", True, False),
+            "rl": (None, *RL_METHODS)}
 _DEFAULTS = {f.name: f.default for c in (Recipe, SFTSettings) for f in fields(c) if f.default is not MISSING}
 
 
@@ -170,8 +175,9 @@ def _dataset_spec(entry: Any, i: int) -> DatasetSpec:
     if not entry.get("path"):
         raise RecipeError(f"datasets[{i}] is missing 'path' (a Hub id or a local .jsonl file).")
     fmt = entry.get("format", "auto")
-    if fmt not in ("auto", *FORMATS):
-        raise RecipeError(f"datasets[{i}].format is {fmt!r}; valid formats: auto, {', '.join(FORMATS)}.")
+    if fmt not in ("auto", *FORMATS, PREFERENCE_FORMAT):
+        raise RecipeError(f"datasets[{i}].format is {fmt!r}; valid formats: auto, {', '.join(FORMATS)}, "
+                          f"{PREFERENCE_FORMAT} (chosen/rejected pairs, with rl: dpo).")
     fmap = dict(entry.get("fields") or {})
     bad = [k for k in fmap if k not in FIELD_NAMES]
     if bad:
@@ -238,7 +244,21 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
         recipe.load_in_4bit = True
     if recipe.load_in_4bit and recipe.load_in_8bit:
         raise RecipeError("Choose one of load_in_4bit and load_in_8bit, not both.")
+    _check_rl(recipe)
     return recipe
+
+
+def _check_rl(recipe: Recipe) -> None:
+    """``rl: dpo`` trains on preference pairs only, and pairs need ``rl: dpo``; DPO's β must be positive."""
+    pairs = [d.format == PREFERENCE_FORMAT for d in recipe.datasets]
+    if recipe.rl and not all(pairs):
+        raise RecipeError(f"rl: {recipe.rl} trains on preference pairs: give every dataset format: "
+                          f"{PREFERENCE_FORMAT} (rows with chosen and rejected).")
+    if not recipe.rl and any(pairs):
+        raise RecipeError(f"format: {PREFERENCE_FORMAT} holds chosen/rejected pairs, which SFT cannot train on: "
+                          "add rl: dpo to the recipe.")
+    if not recipe.beta > 0:
+        raise RecipeError(f"beta (rl_beta) is {recipe.beta}: DPO needs beta > 0; DPOConfig's default is 0.1.")
 
 
 def check_recipe(recipe: Recipe, read_rows: bool = True) -> None:
@@ -261,7 +281,10 @@ def _rows(spec: DatasetSpec) -> list[dict[str, Any]]:
 
 
 def recipe_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(train, held_out)`` message rows of every dataset in the recipe (``held_out_split`` on ``val_set_size``)."""
+    """``(train, held_out)`` message rows of every dataset in the recipe (``held_out_split`` on ``val_set_size``);
+    preference pairs for ``rl: dpo`` (``recipes.preference.dpo_recipe_rows``)."""
+    if recipe.rl == "dpo":
+        return dpo_recipe_rows(recipe)
     rows = [r for s in recipe.datasets for r in _rows(s)]
     if not recipe.val_set_size:
         return rows, []
@@ -283,36 +306,10 @@ def recipe_dataset(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
     return _tokenized(recipe_rows(recipe), tokenizer, recipe.chat_template)
 
 
-def resolve_model_name(spec: str) -> str:
-    """``packaged:smollm2`` and ``tiny:llama`` → local folders; anything else unchanged."""
-    if spec.startswith("tiny:"):
-        return str(assets.tiny_model_path(spec.split(":", 1)[1]))
-    return str(assets.resolve(spec))
-
-
-def quantization_config(recipe: Recipe, profile: Profile) -> Any:
-    """The ``BitsAndBytesConfig`` the recipe's base loads with on this profile (None: unquantized)."""
-    bits = 4 if recipe.load_in_4bit else 8 if recipe.load_in_8bit else None
-    return kbit_config(bits, profile, recipe.bnb_4bit_quant_type, recipe.bnb_4bit_use_double_quant)
-
-
-def load_model(recipe: Recipe, profile: Profile) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for the recipe on the profile's device: full precision, or k-bit and ready for QLoRA."""
-    name = resolve_model_name(recipe.base_model)
-    check_access(name)
-    quant = quantization_config(recipe, profile)
-    model, tok = assets.load_causal_lm(name, profile=profile, quantization_config=quant)
-    if quant is None:
-        return model, tok
-    from peft import prepare_model_for_kbit_training
-
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing), tok
-
-
 def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, progress: bool = True,
                **overrides: Any) -> SFTRun:
-    """Validate, check (``check_recipe``), load the data and then the model, train with LoRA, save the adapter
-    and tokenizer (``overwrite_output_dir`` replaces an earlier run's files in ``output_dir``).
+    """Validate, check (``check_recipe``), load the data and then the model, train with LoRA (SFT, or DPO with
+    ``rl: dpo``), save the adapter and tokenizer (``overwrite_output_dir`` replaces an earlier run's files in ``output_dir``).
 
     With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored after training
     (``evals.score_answers``) into ``run.eval_metrics``. ``progress=False`` trains without the bar and the
@@ -323,6 +320,8 @@ def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool =
     check_access(resolve_model_name(recipe.base_model))  # a gated model without a token: before any download
     rows = recipe_rows(recipe)
     profile = get_profile(verbose=False).asking(bf16=recipe.bf16, fp16=recipe.fp16)
+    if recipe.rl == "dpo":
+        return run_dpo_recipe(recipe, rows, profile, evaluate, progress)
     model, tok = load_model(recipe, profile)
     dataset, held_out = _tokenized(rows, tok, recipe.chat_template)
     lora = lora_config(recipe.lora_r, recipe.lora_alpha, recipe.lora_dropout, recipe.lora_target_modules)
@@ -344,4 +343,5 @@ def describe(recipe: Recipe) -> str:
             f"LoRA r={recipe.lora_r} alpha={recipe.lora_alpha:g} dropout={recipe.lora_dropout:g} "
             f"targets={recipe.lora_target_modules}\n"
             f"{steps}, batch {t.batch_size}×{t.gradient_accumulation_steps}, lr {t.learning_rate:g} "
-            f"({t.lr_scheduler_type}), {t.optim}, max_length {t.max_length}, packing {t.packing} → {recipe.output_dir}")
+            f"({t.lr_scheduler_type}), {t.optim}, max_length {t.max_length}, packing {t.packing} → {recipe.output_dir}"
+            + (f"\n{recipe.rl.upper()} beta {recipe.beta:g} (reference: the base, adapter off)" if recipe.rl else ""))
