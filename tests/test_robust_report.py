@@ -19,3 +19,13 @@ def test_table_has_each_figure_and_fails_on_a_failed_or_missing_run(tmp_path):
 
 def test_every_notebook_has_a_key_figure():
     assert {p.stem for p in course.notebook_paths()} <= set(report.KEY_FIGURES)
+
+
+def test_two_tests_of_the_same_name_in_two_files_are_both_counted(tmp_path):
+    xml = tmp_path / "tests-1worker.xml"
+    xml.write_text("<testsuites><testsuite>"
+                   "<testcase classname='tests.test_a' name='test_x' time='0.1'/>"
+                   "<testcase classname='tests.test_b' name='test_x' time='0.2'><failure message='no'/></testcase>"
+                   "</testsuite></testsuites>")
+    results = report.junit_results(xml)
+    assert len(results) == 2 and sorted(passed for passed, _ in results.values()) == [False, True], results

@@ -32,11 +32,14 @@ KEY_FIGURES: dict[str, tuple[str, str]] = {
 
 
 def junit_results(path: Path) -> dict[str, tuple[bool, float]]:
-    """``{test name: (passed, seconds)}`` from a pytest junit XML file."""
+    """``{test name: (passed, seconds)}`` from a pytest junit XML file; a name that two files share (the same test
+    function name in two modules) is kept twice, the second as ``classname::name``, so every test is counted."""
     results = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         failed = any(child.tag in ("failure", "error") for child in case)
-        results[case.get("name", "")] = (not failed, float(case.get("time", 0)))
+        name = case.get("name", "")
+        key = name if name not in results else f"{case.get('classname', '')}::{name}"
+        results[key] = (not failed, float(case.get("time", 0)))
     return results
 
 
