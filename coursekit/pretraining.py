@@ -251,6 +251,9 @@ class _Loop:
         val_loader = None
         if cfg.eval_steps and list(Path(cfg.data_dir).glob("val_*.npy")):
             val_loader = ShardLoader(cfg.data_dir, "val", cfg.batch_size, cfg.max_length, d.rank, d.world_size)
+        elif cfg.eval_steps and d.main:
+            print(f"eval_steps={cfg.eval_steps}, but {cfg.data_dir} has no val_*.npy shards: no validation loss this "
+                  "run (prepare_shards writes them; eval_fn still runs)")
         for shards in (loader, val_loader):  # an id past the embedding fails now, not at some step (or on a GPU)
             if shards:
                 shards.check_vocab(model_cfg.vocab_size)

@@ -271,3 +271,44 @@ def test_multiple_choice_refuses_no_items_and_an_item_without_a_label(model, tok
         lm.multiple_choice_accuracy(model, tok, [])
     with pytest.raises(ValueError, match=r"item at index 1 lacks \['label'\]"):
         lm.multiple_choice_accuracy(model, tok, [ITEMS[0], {"ctx": "a", "endings": ["b"]}])
+
+
+@pytest.mark.parametrize("kwargs", [{"stride": True}, {"max_length": True}, {"batch_size": True}])
+def test_a_bool_is_not_a_number_of_tokens(model, tok, kwargs):
+    with pytest.raises(ValueError, match=f"{next(iter(kwargs))}=True: must be a positive number"):
+        lm.perplexity(model, tok, [TEXT], **kwargs)
+
+
+def test_an_empty_context_without_a_bos_is_refused_not_scored_on_the_last_token(model, tok):
+    assert tok("")["input_ids"] == [], "this tokenizer adds no BOS, so an empty context has no token"
+    with pytest.raises(ValueError, match=r"ctx='' encodes to no token, so the ending's first token has nothing"):
+        lm.completion_losses(model, tok, "", ["the cat sat"])
+
+
+@pytest.mark.parametrize("endings", [[], "the cat"])
+def test_no_endings_or_a_bare_string_is_refused(model, tok, endings):
+    with pytest.raises(ValueError, match=r"give a list of at least one ending"):
+        lm.completion_losses(model, tok, "the dog", endings)
+
+
+def test_context_plus_ending_past_the_models_context_is_refused_naming_the_ending(tok):
+    short = _gpt2(32, tok)
+    long_ctx = "the cat sat on the mat " * 2
+    n_ctx = len(tok(long_ctx)["input_ids"])
+    assert n_ctx < 30, n_ctx
+    with pytest.raises(ValueError, match=r"ending 1: context \+ ending are \d+ tokens, over the model's context of 32"):
+        lm.completion_losses(short, tok, long_ctx, ["ran", "and the dog ran and the cat sat on the mat"])
+
+
+@pytest.mark.parametrize(("item", "match"), [
+    ({"ctx": "the dog", "endings": [], "label": 0}, r"item at index 1: endings=\[\]: give a list"),
+    ({"ctx": "the dog", "endings": ["ran", "sat"], "label": 2}, r"item at index 1: label 2 is not the index of one "
+                                                                 r"of its 2 endings"),
+    ({"ctx": "the dog", "endings": ["ran", "sat"], "label": ""}, r"label '' is not the index.*test split has label"),
+    ({"ctx": "the dog", "endings": ["ran", "sat"], "label": True}, r"label True is not the index"),
+    ({"ctx": "", "endings": ["ran", "sat"], "label": "1"}, r"item at index 1: ctx='' encodes to no token"),
+])
+def test_a_bad_item_is_named_by_index_before_it_is_scored(model, tok, item, match):
+    good = {"ctx": "the cat", "endings": ["sat", "ran"], "label": "0"}
+    with pytest.raises(ValueError, match=match):
+        lm.multiple_choice_accuracy(model, tok, [good, item])

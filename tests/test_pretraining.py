@@ -161,11 +161,16 @@ def test_ddp_two_gloo_processes_match_one_process_with_double_accumulation(shard
                     "--log-file", str(single)]).wait(120) == 0
     ddp = tmp_path / "ddp.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # coursekit.pretrain's main, then each rank says whether it left its process group behind
+    script = tmp_path / "ddp_main.py"
+    script.write_text("import sys\nimport torch.distributed as dist\nfrom coursekit import pretrain\n"
+                      "pretrain.main(sys.argv[1:])\nprint('process group left:', dist.is_initialized(), flush=True)\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "coursekit.pretrain", *common, "--gradient-accumulation-steps", "1",
+           str(script), *common, "--gradient-accumulation-steps", "1",
            "--output-dir", str(tmp_path / "b"), "--log-file", str(ddp)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("process group left: False") == 2, res.stdout[-2000:]  # destroyed on both ranks
     a, b = [l for _, l in logged_losses(single)], [l for _, l in logged_losses(ddp)]
     assert len(a) == len(b) == 6
     np.testing.assert_allclose(a, b, rtol=1e-5)

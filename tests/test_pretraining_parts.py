@@ -215,3 +215,41 @@ def test_tokens_per_s_is_the_step_s_tokens_over_its_time(shards, tmp_path):
     # the last step took less than the whole call and more than a microsecond
     assert cfg.tokens_per_step(1) / wall < run.tokens_per_s < cfg.tokens_per_step(1) / 1e-6, (run.tokens_per_s, wall)
 
+
+
+def test_the_bar_ends_at_max_steps_closed_and_the_log_file_is_closed(shards, tmp_path, monkeypatch):
+    from tqdm import tqdm as real_tqdm
+
+    bars, files = [], []
+    monkeypatch.setattr(pretraining, "tqdm", lambda *a, **k: bars.append(real_tqdm(*a, **k)) or bars[-1])
+    monkeypatch.setattr(pretraining, "open", lambda *a, **k: files.append(open(*a, **k)) or files[-1], raising=False)
+    cfg = PretrainConfig(data_dir=str(shards), output_dir=str(tmp_path / "run"), batch_size=2, max_length=8,
+                         max_steps=3, warmup_steps=1, progress=True)
+    pretraining.pretrain(TINY, cfg, profile=CPU_FP32, resume=False, log_path=tmp_path / "log.jsonl")
+    (bar,) = bars
+    assert bar.n == 3 and bar.disable, (bar.n, bar.disable)  # one tick per step; close() disables a bar
+    assert len(files) == 1 and files[0].closed, files
+
+
+def test_gradients_are_clipped_to_max_grad_norm_before_the_step(shards, tmp_path):
+    """With the norm clipped to 1e-12, AdamW's step is ~lr·g/eps ≈ 1e-7·lr; unclipped (0 turns clipping off), ~lr."""
+    moved = {}
+    for norm in (1e-12, 0.0):
+        cfg = PretrainConfig(data_dir=str(shards), output_dir=str(tmp_path / f"run{norm}"), batch_size=2, max_length=8,
+                             max_steps=1, warmup_steps=1, weight_decay=0.0, max_grad_norm=norm, progress=False)
+        pretraining._seed_process(cfg.seed, 0)  # as pretrain seeds itself before it builds the model
+        start = GPT2(TINY).state_dict()
+        run = pretraining.pretrain(TINY, cfg, profile=CPU_FP32, resume=False)
+        moved[norm] = max((run.model.state_dict()[k] - v).abs().max().item() for k, v in start.items())
+    assert moved[0.0] > 0.5 * cfg.learning_rate and moved[1e-12] < 1e-3 * cfg.learning_rate, moved
+
+
+def test_eval_steps_without_val_shards_says_there_is_no_validation_loss(tmp_path, capsys):
+    d = tmp_path / "train_only"
+    write_shards(np.tile(np.arange(64), 40), d, "train")
+    cfg = PretrainConfig(data_dir=str(d), output_dir=str(tmp_path / "run"), batch_size=2, max_length=8,
+                         max_steps=2, warmup_steps=1, eval_steps=1, eval_batches=1, progress=False)
+    run = pretraining.pretrain(TINY, cfg, profile=CPU_FP32, resume=False)
+    out = capsys.readouterr().out
+    assert f"eval_steps=1, but {d} has no val_*.npy shards: no validation loss" in out, out
+    assert run.val == [] and len(run.losses) == 2, (run.val, run.losses)

@@ -61,7 +61,7 @@ def model_context(model: Any) -> int | None:
 def _window(model: Any, stride: int | None, max_length: int | None) -> tuple[int | None, int | None]:
     """The window length and stride to score with, checked before any forward pass."""
     for name, value in (("stride", stride), ("max_length", max_length)):
-        if value is not None and not (isinstance(value, int) and value > 0):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
             raise ValueError(f"{name}={value!r}: must be a positive number of tokens, or None for the model's context.")
     context = model_context(model)
     if max_length is not None and context is not None and max_length > context:
@@ -89,7 +89,7 @@ def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], stride: int | N
     at most ``batch_size`` × window logits, whatever the texts' length.
     """
     check_texts(texts)
-    if not (isinstance(batch_size, int) and batch_size > 0):
+    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0):
         raise ValueError(f"batch_size={batch_size!r}: must be a positive number of texts per forward pass.")
     window, stride = _window(model, stride, max_length)
     device = next(model.parameters()).device
@@ -155,12 +155,26 @@ def _encode(tokenizer: Any, text: str, special: bool) -> list[int]:
 
 @torch.no_grad()
 def completion_losses(model: Any, tokenizer: Any, ctx: str, endings: Sequence[str]) -> list[float]:
-    """Mean per-token loss of each ending after ``ctx`` (length-normalised)."""
+    """Mean per-token loss of each ending after ``ctx`` (length-normalised).
+
+    Every token of an ending is scored, so the context must give the first one something to follow: a context
+    that encodes to no token (an empty one, with a tokenizer that adds no BOS) is an error, and so is a
+    context plus ending longer than the model's context (``model_context``), whose scores would mean nothing.
+    """
     device = next(model.parameters()).device
     ctx_ids = _encode(tokenizer, ctx, special=True)
+    if not ctx_ids:
+        raise ValueError(f"ctx={ctx!r} encodes to no token, so the ending's first token has nothing to follow and "
+                         "could not be scored; give a context (HellaSwag's ctx is never empty)")
+    if isinstance(endings, str) or not endings:
+        raise ValueError(f"endings={endings!r}: give a list of at least one ending to score after the context")
+    context = model_context(model)
     out = []
-    for ending in endings:
+    for j, ending in enumerate(endings):
         end_ids = _encode(tokenizer, " " + ending, special=False)
+        if context is not None and len(ctx_ids) + len(end_ids) > context:
+            raise ValueError(f"ending {j}: context + ending are {len(ctx_ids) + len(end_ids)} tokens, over the model's "
+                             f"context of {context} positions; shorten ctx (keep its end) to fit")
         ids = torch.tensor([ctx_ids + end_ids], device=device)
         logits = _logits(model(ids))[0, :-1]  # (T-1, V)
         nll = F.cross_entropy(logits.float(), ids[0, 1:], reduction="none")[len(ctx_ids) - 1:]
@@ -181,7 +195,20 @@ def multiple_choice_accuracy(model: Any, tokenizer: Any, items: Sequence[dict[st
         missing = [k for k in ("ctx", "endings", "label") if k not in item]
         if missing:
             raise ValueError(f"item at index {i} lacks {missing}: each needs ctx, endings and label.")
-        losses = completion_losses(model, tokenizer, item["ctx"], item["endings"])
+        _check_label(item, i)
+        try:
+            losses = completion_losses(model, tokenizer, item["ctx"], item["endings"])
+        except ValueError as err:
+            raise ValueError(f"item at index {i}: {err}") from None
         preds.append(min(range(len(losses)), key=losses.__getitem__))
-    correct = [p == int(it["label"]) for p, it in zip(preds, items)]
+    correct = [p == int(it["label"]) for p, it in zip(preds, items)]  # _check_label made each an index
     return {"accuracy": sum(correct) / len(items), "predictions": preds}
+
+
+def _check_label(item: dict[str, Any], index: int) -> None:
+    """The label is the index of the right ending (an int, or HellaSwag's digit string); "" is an unlabelled item."""
+    label, n = item["label"], len(item["endings"]) if not isinstance(item["endings"], str) else 0
+    if isinstance(label, bool) or not (isinstance(label, int) or (isinstance(label, str) and label.isdigit())) \
+            or not 0 <= int(label) < max(n, 1):
+        raise ValueError(f"item at index {index}: label {label!r} is not the index of one of its {n} endings "
+                         "(0 to n - 1; HellaSwag's test split has label '': score the validation split)")
