@@ -312,3 +312,12 @@ def test_a_bad_item_is_named_by_index_before_it_is_scored(model, tok, item, matc
     good = {"ctx": "the cat", "endings": ["sat", "ran"], "label": "0"}
     with pytest.raises(ValueError, match=match):
         lm.multiple_choice_accuracy(model, tok, [good, item])
+
+
+def test_context_plus_ending_of_exactly_the_models_context_is_scored(tok):
+    ctx, ending = "the cat sat on the mat", "and the dog ran"
+    total = len(tok(ctx)["input_ids"]) + len(tok(" " + ending, add_special_tokens=False)["input_ids"])
+    (loss,) = lm.completion_losses(_gpt2(total, tok), tok, ctx, [ending])  # every position used, none past
+    assert math.isfinite(loss), loss
+    with pytest.raises(ValueError, match=f"are {total} tokens, over the model's context of {total - 1}"):
+        lm.completion_losses(_gpt2(total - 1, tok), tok, ctx, [ending])

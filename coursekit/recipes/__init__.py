@@ -59,7 +59,7 @@ from coursekit.chat import FIELD_NAMES, FORMATS, DataError, convert_rows, held_o
 from coursekit.evals.answers import score_answers
 from coursekit.hub import check_access
 from coursekit.recipes.files import (RecipeError, check_local_file, dataset_file, load_recipe_dataset, local_file,
-                                     read_recipe_file)
+                                     read_recipe_file, split_val_set)
 from coursekit.recipes.models import load_model, quantization_config, resolve_model_name
 from coursekit.recipes.preference import PREFERENCE_FORMAT, RL_METHODS, dpo_recipe_rows, run_dpo_recipe
 from coursekit.runtime import Profile, get_profile
@@ -286,13 +286,8 @@ def recipe_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, An
     if recipe.rl == "dpo":
         return dpo_recipe_rows(recipe)
     rows = [r for s in recipe.datasets for r in _rows(s)]
-    if not recipe.val_set_size:
-        return rows, []
-    try:
-        return held_out_split(rows, recipe.val_set_size, recipe.training.seed)
-    except ValueError as err:
-        raise RecipeError(f"val_set_size={recipe.val_set_size} ({', '.join(d.path for d in recipe.datasets)}): "
-                          f"{err}") from None
+    return split_val_set(rows, recipe.val_set_size, recipe.training.seed, [d.path for d in recipe.datasets],
+                         held_out_split)
 
 
 def _tokenized(rows: tuple[list, list], tokenizer: Any, template: str) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from coursekit.recipes import DatasetSpec
 
 __all__ = ["BUILDERS", "RecipeError", "check_local_file", "dataset_file", "load_local_dataset", "load_recipe_dataset",
-           "local_file", "read_recipe_file"]
+           "local_file", "read_recipe_file", "split_val_set"]
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}  # suffix -> datasets builder
 
@@ -145,3 +145,16 @@ def load_recipe_dataset(spec: DatasetSpec) -> Any:
         raise RecipeError(f"Dataset {spec.path!r}: the field mapping {missing} names column(s) it lacks. "
                           f"Its columns: {', '.join(ds.column_names)}.")
     return ds
+
+
+def split_val_set(rows: list[dict[str, Any]], val_set_size: int, seed: int, paths: list[str],
+                  split: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, held_out)``: ``split`` of the rows, ``val_set_size`` prompts held out with the training's random seed,
+    when ``val_set_size`` > 0 (``chat.held_out_split`` for messages, ``preference.held_out_pairs`` for pairs); a
+    split that cannot be made names the datasets' files."""
+    if not val_set_size:
+        return rows, []
+    try:
+        return split(rows, val_set_size, seed)
+    except ValueError as err:
+        raise RecipeError(f"val_set_size={val_set_size} ({', '.join(paths)}): {err}") from None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from coursekit.chat import DataError
 from coursekit.dpo import DPOSettings, dpo_finetune
 from coursekit.preference import explicit_prompt_rows, held_out_pairs
-from coursekit.recipes.files import RecipeError, load_recipe_dataset
+from coursekit.recipes.files import load_recipe_dataset, split_val_set
 from coursekit.recipes.models import load_model
 from coursekit.runtime import Profile
 from coursekit.sft import SFTRun, lora_config
@@ -42,13 +42,8 @@ def preference_rows(spec: DatasetSpec) -> list[dict[str, Any]]:
 def dpo_recipe_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(train, held_out)`` pairs of every dataset in the recipe (``held_out_pairs`` on ``val_set_size``)."""
     rows = [r for spec in recipe.datasets for r in preference_rows(spec)]
-    if not recipe.val_set_size:
-        return rows, []
-    try:
-        return held_out_pairs(rows, recipe.val_set_size, recipe.training.seed)
-    except ValueError as err:
-        raise RecipeError(f"val_set_size={recipe.val_set_size} ({', '.join(d.path for d in recipe.datasets)}): "
-                          f"{err}") from None
+    return split_val_set(rows, recipe.val_set_size, recipe.training.seed, [d.path for d in recipe.datasets],
+                         held_out_pairs)
 
 
 def run_dpo_recipe(recipe: Recipe, rows: tuple[list, list], profile: Profile, evaluate: bool = True,
