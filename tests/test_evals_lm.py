@@ -306,6 +306,8 @@ def test_context_plus_ending_past_the_models_context_is_refused_naming_the_endin
                                                                  r"of its 2 endings"),
     ({"ctx": "the dog", "endings": ["ran", "sat"], "label": ""}, r"label '' is not the index.*test split has label"),
     ({"ctx": "the dog", "endings": ["ran", "sat"], "label": True}, r"label True is not the index"),
+    ({"ctx": "the dog", "endings": ["ran"], "label": 1}, r"label 1 is not the index of one of its 1 endings"),
+    ({"ctx": "the dog", "endings": "ran", "label": 0}, r"item at index 1: endings='ran': give a list"),
     ({"ctx": "", "endings": ["ran", "sat"], "label": "1"}, r"item at index 1: ctx='' encodes to no token"),
 ])
 def test_a_bad_item_is_named_by_index_before_it_is_scored(model, tok, item, match):

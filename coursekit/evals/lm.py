@@ -206,9 +206,13 @@ def multiple_choice_accuracy(model: Any, tokenizer: Any, items: Sequence[dict[st
 
 
 def _check_label(item: dict[str, Any], index: int) -> None:
-    """The label is the index of the right ending (an int, or HellaSwag's digit string); "" is an unlabelled item."""
-    label, n = item["label"], len(item["endings"]) if not isinstance(item["endings"], str) else 0
-    if isinstance(label, bool) or not (isinstance(label, int) or (isinstance(label, str) and label.isdigit())) \
-            or not 0 <= int(label) < max(n, 1):
-        raise ValueError(f"item at index {index}: label {label!r} is not the index of one of its {n} endings "
-                         "(0 to n - 1; HellaSwag's test split has label '': score the validation split)")
+    """The endings are a non-empty list, and the label is the index of the right one (an int, or HellaSwag's digit
+    string; its test split's ``''`` means an unlabelled item)."""
+    endings, label = item["endings"], item["label"]
+    if isinstance(endings, str) or not endings:
+        raise ValueError(f"item at index {index}: endings={endings!r}: give a list of at least one ending to score "
+                         "after the context")
+    is_index = isinstance(label, int) or (isinstance(label, str) and label.isdigit())
+    if isinstance(label, bool) or not is_index or not 0 <= int(label) < len(endings):
+        raise ValueError(f"item at index {index}: label {label!r} is not the index of one of its {len(endings)} "
+                         "endings (0 to n - 1; HellaSwag's test split has label '': score the validation split)")
