@@ -91,13 +91,22 @@ _OPS: dict[str, Callable[[int, int], int]] = {
 }
 
 
-def arithmetic_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Chat rows like "What is 23 + 58?" → "81". The answer is computed, so it is right."""
+def arithmetic_rows(n: int, seed: int = 0, max_operand: int = 99) -> list[dict[str, Any]]:
+    """Chat rows like "What is 23 + 58?" → "81". The answer is computed, so it is right.
+
+    Operands run from 2 to ``max_operand`` (a product's second one to at most 12); a small ``max_operand``
+    gives the easy questions a small model answers right some of the time, which GRPO needs.
+
+    >>> [r["messages"][1]["content"] for r in arithmetic_rows(2, seed=0, max_operand=9)]
+    ['What is 8 + 2?', 'What is 9 + 8?']
+    """
+    if max_operand < 2:
+        raise ValueError(f"max_operand={max_operand}: operands start at 2; pass max_operand >= 2")
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         op = rng.choice(sorted(_OPS))
-        a, b = rng.randint(2, 99), rng.randint(2, 99 if op != "*" else 12)
+        a, b = rng.randint(2, max_operand), rng.randint(2, max_operand if op != "*" else min(12, max_operand))
         rows.append(_chat(f"What is {a} {op} {b}?", str(_OPS[op](a, b))))
     return rows
 

@@ -23,6 +23,24 @@ def test_arithmetic_answers_are_right():
         assert str(eval(expr)) == assistant["content"]  # the expression is ours: digits and one operator
 
 
+@pytest.mark.parametrize("max_operand", [2, 9, 12, 40])
+def test_arithmetic_max_operand_bounds_every_operand(max_operand):
+    seen = set()
+    for row in data.arithmetic_rows(300, seed=5, max_operand=max_operand):
+        expr = row["messages"][1]["content"].removeprefix("What is ").removesuffix("?")
+        a, op, b = expr.split()
+        seen.update((int(a), int(b)))
+        assert 2 <= int(a) <= max_operand and 2 <= int(b) <= max_operand, expr
+        assert op != "*" or int(b) <= 12, expr
+        assert str(eval(expr)) == row["messages"][2]["content"]
+    assert max(seen) == max_operand, f"the largest operand in 300 rows is {max(seen)}, not {max_operand}"
+
+
+def test_arithmetic_max_operand_below_two_is_an_error_naming_the_fix():
+    with pytest.raises(ValueError, match=r"max_operand=1: .*pass max_operand >= 2"):
+        data.arithmetic_rows(3, max_operand=1)
+
+
 def test_unit_conversions_are_right():
     factors = {(a, b): f for a, b, f in data._UNITS}
     for row in data.unit_rows(100):

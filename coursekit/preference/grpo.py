@@ -39,15 +39,16 @@ TRAINER_KWARGS = ("completion_ids", "trainer_state", "log_extra", "log_metric")
 
 
 # ---------------------------------------------------------------- the task and its reward
-def arithmetic_prompt_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """GRPO rows for ``data.arithmetic_rows(n, seed=seed)``: a conversational ``prompt`` (system and user turns) and
-    the computed ``answer``, which GRPOTrainer hands to the reward functions as ``answer=[...]``.
+def arithmetic_prompt_rows(n: int, seed: int = 0, max_operand: int = 99) -> list[dict[str, Any]]:
+    """GRPO rows for ``data.arithmetic_rows(n, seed=seed, max_operand=max_operand)``: a conversational ``prompt``
+    (system and user turns) and the computed ``answer``, which GRPOTrainer hands to the reward functions as
+    ``answer=[...]``.
 
     >>> arithmetic_prompt_rows(1, seed=0)[0]["prompt"][0]["role"]
     'system'
     """
     rows = []
-    for row in arithmetic_rows(n, seed):
+    for row in arithmetic_rows(n, seed, max_operand):
         system, user, assistant = row["messages"]
         rows.append({"prompt": [system, user], "answer": assistant["content"]})
     return rows
