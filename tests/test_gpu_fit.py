@@ -85,9 +85,10 @@ def test_the_course_notes_claims():
     assert not fits(SHAPES["8B"], "full FT", "H100 80 GB", tokens=2048)
     assert not fits(SHAPES["13B"], "full FT", "A100 80 GB", tokens=2048)
     assert fits(SHAPES["13B"], "LoRA", "A100 80 GB", tokens=2048)
-    # QLoRA brings 70B onto one H200, not onto one 80 GB card at this length with LoRA
-    assert fits(SHAPES["70B"], "QLoRA", "H200 141 GB", tokens=2048)
+    # "multi-GPU setups for models >= 70B": LoRA on a bf16 base needs two 80 GB cards, QLoRA fits on one
     assert not fits(SHAPES["70B"], "LoRA", "H100 80 GB", tokens=2048)
+    assert fits(SHAPES["70B"], "QLoRA", "H100 80 GB", tokens=2048)
+    assert not fits(SHAPES["70B"], "QLoRA", "A100 40 GB", tokens=2048)
 
 
 def test_checkpointing_trades_activations_for_recompute():
