@@ -2,10 +2,12 @@
 
 Training memory is four parts, each computed from the shape of a Llama-style decoder (``ModelShape``):
 
-* **weights**: bf16 (2 bytes) for full fine-tuning's and LoRA's base; nf4 + double quantization (~0.52 bytes) for
-  QLoRA's linear layers, whose embeddings stay bf16 (bitsandbytes quantizes ``nn.Linear`` only);
-* **trainable state**: 16 bytes per trained parameter: an fp32 master weight, its fp32 gradient and Adam's two
-  fp32 moments (full FT trains every parameter, LoRA and QLoRA only the adapter: ``lora_params``);
+* **weights**: fp32 (4 bytes) for full fine-tuning, whose weights are the ones trained (``torch.autocast`` computes
+  in bf16 from them: HF Trainer's ``bf16=True``); bf16 (2 bytes) for LoRA's frozen base; nf4 + double quantization
+  (~0.52 bytes) for QLoRA's linear layers, whose embeddings stay bf16 (bitsandbytes quantizes ``nn.Linear`` only);
+* **trainable state**: per trained parameter, its fp32 gradient and Adam's two fp32 moments (12 bytes), plus for an
+  adapter its own fp32 weight (16 in all). Full FT trains every parameter, LoRA and QLoRA only the adapter
+  (``lora_params``): full FT comes to 16 bytes a parameter, ``memory.TRAINING_BYTES_PER_PARAM``'s figure;
 * **activations**: what one forward pass saves for backward, per token and layer. Without checkpointing that is
   ``8·hidden + 4·intermediate + 2·kv`` values for full FT and ``6·hidden + 4·intermediate + 2·kv + 7·r`` for LoRA
   (kv: the key/value width, ``kv_heads · head_dim``; r: the adapter's rank), with SDPA or flash attention (no T²
@@ -47,8 +49,9 @@ GPUS: dict[str, float] = {
     "H200 141 GB": 143771 / 1024,
 }
 RESERVED_GIB = 1.0  # the CUDA context (~0.3-0.5 GiB) and the caching allocator's fragmentation
-TRAINABLE_BYTES = 16  # fp32 weight + fp32 grad + Adam's two fp32 moments
-BF16 = 2
+STATE_BYTES = 12  # a trained parameter's fp32 gradient + Adam's two fp32 moments
+ADAPTER_BYTES = 4 + STATE_BYTES  # an adapter parameter also has its own fp32 weight
+BF16, FP32 = 2, 4
 # Tensors saved per token and layer, by width: (hidden-sized, intermediate-sized, kv-sized). The MLP saves gate, up,
 # SiLU and their product; a frozen linear needs no copy of its input for its (absent) weight gradient, hence LoRA's 6.
 SAVED_TENSORS = {"full FT": (8, 4, 2), "LoRA": (6, 4, 2), "QLoRA": (6, 4, 2)}
@@ -144,15 +147,15 @@ def memory_gib(shape: ModelShape, method: str, tokens: int, checkpointing: bool 
     if method == "QLoRA":  # bitsandbytes quantizes the linear layers; embeddings and norms stay bf16
         weights = (n - embed) * nf4_bytes_per_param(True) + embed * BF16
     else:
-        weights = n * BF16
-    trained = n if method == "full FT" else shape.lora_params(lora_r)
+        weights = n * (FP32 if method == "full FT" else BF16)
+    state = n * STATE_BYTES if method == "full FT" else shape.lora_params(lora_r) * ADAPTER_BYTES
     per_layer = activation_values_per_token_layer(shape, method, lora_r) * tokens * BF16
     if checkpointing:  # every layer keeps its input; one layer at a time is recomputed in full for backward
         activations = shape.layers * shape.hidden * tokens * BF16 + per_layer
     else:
         activations = shape.layers * per_layer
     logits = 0 if fused_lm_head else tokens * shape.vocab * 4  # the loss's fp32 log-softmax
-    return {"weights": weights / GIB, "trainable state": trained * TRAINABLE_BYTES / GIB,
+    return {"weights": weights / GIB, "trainable state": state / GIB,
             "activations": activations / GIB, "logits": logits / GIB}
 
 
@@ -173,7 +176,7 @@ def fit_table(shapes: Mapping[str, ModelShape] | None = None, gpus: Iterable[str
 
     >>> table = fit_table({"8B": SHAPES["8B"]}, ["T4 16 GB", "A100 80 GB"])
     >>> {m: {g: round(r, 2) for g, r in v.items()} for m, v in table["8B"].items()}
-    {'full FT': {'T4 16 GB': 9.74, 'A100 80 GB': 1.73}, 'LoRA': {'T4 16 GB': 1.23, 'A100 80 GB': 0.22}, \
+    {'full FT': {'T4 16 GB': 8.67, 'A100 80 GB': 1.54}, 'LoRA': {'T4 16 GB': 1.23, 'A100 80 GB': 0.22}, \
 'QLoRA': {'T4 16 GB': 0.54, 'A100 80 GB': 0.1}}
     """
     shapes = SHAPES if shapes is None else shapes
