@@ -10,7 +10,7 @@ from coursekit import course
 
 NOTEBOOKS = course.notebook_paths()
 EXPECTED = ["00_tinygpt", "01_transformers", "02_peft_lora", "03_bpe", "04_sft_lora", "05_qlora", "06_evals",
-            "07_gpt2_pretrain", "08_preference"]
+            "07_gpt2_pretrain", "08_preference", "09_compute"]
 
 
 def load(path):

@@ -29,6 +29,7 @@ KEY_FIGURES: dict[str, tuple[str, str]] = {
     "06_evals": ("final LoRA loss", r"loss [\d.]+ -> ([\d.]+)"),
     "07_gpt2_pretrain": ("final loss", r"final loss ([\d.]+)"),
     "08_preference": ("DPO held-out win rate", r"held-out: win rate (\d+%)"),
+    "09_compute": ("QLoRA loss after", r"QLoRA loss [\d.]+ -> ([\d.]+)"),
 }
 
 
