@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Exercise", "Result", "Wrong", "expect_close", "expect_equal", "expect_tensor", "scoreboard"]
+__all__ = ["Exercise", "Result", "Wrong", "expect_close", "expect_equal", "expect_tensor", "matching_mistake",
+           "scoreboard"]
 
 
 class Wrong(Exception):  # noqa: N818 (it names the outcome, as a student reads it)
@@ -141,6 +142,11 @@ def expect_equal(got: Any, want: Any, what: str) -> None:
     """``Wrong`` naming ``what``, the value found and the one expected."""
     if got != want:
         raise Wrong(f"{what} is {got!r}; expected {want!r}.")
+
+
+def matching_mistake(got: float, mistakes: dict[str, float], rel: float = 1e-6) -> str | None:
+    """The description of the common mistake whose value ``got`` equals (to ``rel``), if any: the feedback names it."""
+    return next((why for why, v in mistakes.items() if abs(got - v) <= rel * max(1.0, abs(v))), None)
 
 
 def expect_close(got: Any, want: float, what: str, rel: float = 1e-6, abs_tol: float = 1e-9) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coursekit.exercises import Exercise, Wrong, expect_close, expect_tensor
+from coursekit.exercises import Exercise, Wrong, expect_close, expect_tensor, matching_mistake
 from coursekit.preference import EPS, bradley_terry_loss, dpo_loss, group_advantages, kl_penalty
 
 __all__ = ["EXERCISES", "advantages", "bradley_terry", "dpo", "k3", "q1", "q2", "q3", "q4"]
@@ -45,10 +45,6 @@ def _value(got: Any, what: str) -> float:
         raise Wrong(f"{what} returned {got!r}, not a number.") from None
 
 
-def _match(got: float, mistakes: dict[str, float], rel: float = 1e-5) -> str | None:
-    """The name of the mistake whose value ``got`` equals, if any."""
-    return next((why for why, v in mistakes.items() if abs(got - v) <= rel * max(1.0, abs(v))), None)
-
 
 # ---------------------------------------------------------------- q1: the reward model's loss
 def bradley_terry(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
@@ -60,14 +56,14 @@ def _check_bt(f: Callable[..., Any]) -> str:
     for r_c, r_r in _batches(2):
         want = bradley_terry_loss(r_c, r_r).item()
         got = _value(f(r_c, r_r), "bradley_terry")
-        mistake = _match(got, {
+        mistake = matching_mistake(got, {
             f"the loss of preferring the REJECTED answers (r_rejected - r_chosen); the loss is -log σ(r_chosen - "
             f"r_rejected) = {want:.6g}": -F.logsigmoid(r_r - r_c).mean().item(),
             f"log σ without the minus sign: the loss must be positive, {want:.6g}": F.logsigmoid(r_c - r_r).mean().item(),
             f"σ itself, not -log σ: the probability the chosen answer wins, not the loss ({want:.6g})":
                 torch.sigmoid(r_c - r_r).mean().item(),
             f"the sum over the pairs; the loss is their mean, {want:.6g}": -F.logsigmoid(r_c - r_r).sum().item(),
-        })
+        }, rel=1e-5)
         if mistake:
             raise Wrong(f"bradley_terry gives {got:.6g} on the check batch, {mistake}.")
         expect_close(got, want, "bradley_terry on the check batch", rel=1e-5)
@@ -106,7 +102,7 @@ def _check_dpo(f: Callable[..., Any]) -> str:
         for pc, pr, rc, rr in _batches(4, scale=5.0):
             want = dpo_loss(pc, pr, rc, rr, beta=beta).loss.item()
             got = _value(f(pc, pr, rc, rr, beta), "dpo")
-            mistake = _match(got, {
+            mistake = matching_mistake(got, {
                 "the policy's log-probs alone: without the reference, nothing holds the policy near it":
                     -F.logsigmoid(beta * (pc - pr)).mean().item(),
                 "β missing: it scales the log-ratios inside σ": -F.logsigmoid((pc - rc) - (pr - rr)).mean().item(),
@@ -114,7 +110,7 @@ def _check_dpo(f: Callable[..., Any]) -> str:
                     (-beta * F.logsigmoid((pc - rc) - (pr - rr))).mean().item(),
                 "the log-ratios the wrong way round (log π_ref - log π)":
                     -F.logsigmoid(beta * ((rc - pc) - (rr - pr))).mean().item(),
-            })
+            }, rel=1e-5)
             if mistake:
                 raise Wrong(f"dpo gives {got:.6g} for beta={beta}, {mistake}; DPOTrainer's loss is {want:.6g}.")
             expect_close(got, want, f"dpo for beta={beta}", rel=1e-5)

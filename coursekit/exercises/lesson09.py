@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from coursekit.exercises import Exercise, Wrong, expect_close
+from coursekit.exercises import Exercise, Wrong, expect_close, matching_mistake
 from coursekit.gpu_fit import GIB, ModelShape, memory_gib
 
 __all__ = ["EXERCISES", "full_ft_state_gib", "q1", "q2", "tokens_cut"]
@@ -33,9 +33,6 @@ def _number(got: Any, what: str) -> float:
         raise Wrong(f"{what} returned {got!r}, not a number.") from None
 
 
-def _match(got: float, mistakes: dict[str, float], rel: float = 1e-6) -> str | None:
-    return next((why for why, v in mistakes.items() if abs(got - v) <= rel * max(1.0, abs(v))), None)
-
 
 # ---------------------------------------------------------------- q1: what truncation throws away
 def tokens_cut(lengths: Any, L: int) -> float:
@@ -49,7 +46,7 @@ def _check_tokens_cut(f: Callable[..., Any]) -> str:
         a = np.asarray(lengths)
         want = tokens_cut(lengths, L)
         got = _number(f(a.copy(), L), "tokens_cut")
-        mistake = _match(got, {
+        mistake = matching_mistake(got, {
             f"the share of ROWS longer than L; the share of TOKENS beyond L is {want:.6g}": float((a > L).mean()),
             f"without clipping at 0: a row shorter than L does not give tokens back; the answer is {want:.6g}":
                 float((a - L).sum() / a.sum()),
@@ -84,7 +81,7 @@ def _check_full_ft(f: Callable[..., Any]) -> str:
     for n in (1e9, 8.03e9, 70.6e9):
         want = full_ft_state_gib(n)
         got = _number(f(n), "full_ft_state_gib")
-        mistake = _match(got, {
+        mistake = matching_mistake(got, {
             f"bf16 weights alone, what INFERENCE needs; training holds 16 bytes a parameter: {want:.4g}": n * 2 / GIB,
             f"the fp32 weights alone; the gradient (4 bytes) and Adam's two moments (8) come too: {want:.4g}":
                 n * 4 / GIB,
