@@ -8,8 +8,11 @@
 #                         a table of the results goes to runs/robust/table.md
 #                         (`robust notebooks` or `robust tests` runs one half)
 #   bash course.sh rehearse  every notebook in the colab and the full profile, on the CPU and
-#                         offline against a stand-in Hub, with smoke-sized work; the skipped
-#                         scale-only checks are counted in runs/rehearse/table.md
+#                         offline against a stand-in Hub, with smoke-sized work, then the course's
+#                         Hub recipes (TinyLlama, Qwen3, Llama-3.2 QLoRA) through the CLI; the table
+#                         (pass/fail, seconds, skipped scale-only checks, samples printed) goes to
+#                         runs/rehearse/table.md (`rehearse recipes` runs only the recipes,
+#                         `rehearse notebooks/NN_x.ipynb` only that notebook)
 # Extra arguments after `test` go to pytest, e.g. `bash course.sh test tests/test_runtime.py`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -101,23 +104,58 @@ robust() {
   return "$failed"
 }
 
-# rehearse [notebook paths]: the colab and full profiles' own models, data and code, on this CPU, offline,
-# against a stand-in Hub built under runs/rehearse/standin; smoke-sized work (runtime.Profile.size).
+# The recipes the rehearsal runs end to end through the CLI (tools/rehearsal_report.py lists the same).
+REHEARSED_RECIPES=(tinyllama_storyteller qwen3_medical llama32_price_qlora)
+
+# rehearse_recipes OUT: each recipe through `python -m coursekit.finetune` in the colab profile, its output in
+# OUT/recipes/<name>.log, ending with the line `rehearse: exit CODE after SECONDS s` that the report reads.
+rehearse_recipes() {
+  local out="$1/recipes" failed=0 name start rc
+  rm -rf "${out:?}"
+  mkdir -p "$out"
+  for name in "${REHEARSED_RECIPES[@]}"; do
+    log "rehearse: recipes/$name.yml through python -m coursekit.finetune (colab profile)"
+    start=$SECONDS
+    rc=0
+    COURSEKIT_PROFILE=colab "$VENV/bin/python" -m coursekit.finetune "recipes/$name.yml" \
+      --output-dir "$out/$name" --overwrite-output-dir > "$out/$name.log" 2>&1 || rc=$?
+    echo "rehearse: exit $rc after $((SECONDS - start)) s" >> "$out/$name.log"
+    if [ "$rc" != 0 ]; then log "rehearse: recipes/$name.yml failed (exit $rc): see $out/$name.log"; failed=1; fi
+  done
+  return "$failed"
+}
+
+# rehearse [recipes | notebook paths]: the colab and full profiles' own models, data and code, on this CPU,
+# offline, against a stand-in Hub built under runs/rehearse/standin; smoke-sized work (runtime.Profile.size,
+# and recipes.rehearsal for the recipes). No argument: every notebook, then REHEARSED_RECIPES; `recipes`:
+# only the recipes; notebook paths: only those notebooks.
 rehearse() {
-  local out=runs/rehearse failed=0
+  local out=runs/rehearse failed=0 part=all
   mkdir -p "$out"
   log "rehearse: building the stand-in Hub in $out/standin (once; about 20 s)"
   "$VENV/bin/python" -m coursekit.standin_hub "$out/standin" > "$out/standin.txt"
   eval "$("$VENV/bin/python" -m coursekit.standin_hub "$out/standin" --exports)"
   export COURSEKIT_REHEARSAL=1
-  if [ $# -eq 0 ]; then set -- notebooks; fi
-  for profile in colab full; do
-    rm -rf "${out:?}/$profile"
-    log "rehearse: $profile profile, $CORES workers"
-    COURSEKIT_PROFILE="$profile" COURSEKIT_EXECUTED_DIR="$out/$profile" run_pytest "$CORES" 1 "$@" \
-      --junitxml="$out/$profile/junit.xml" -q || failed=1
-  done
-  "$VENV/bin/python" tools/rehearsal_report.py "$out" | tee "$out/table.md" || failed=1
+  if [ "${1:-}" = recipes ]; then
+    part=recipes
+    shift
+    [ $# -eq 0 ] || { log "rehearse recipes takes no more arguments (got: $*)"; return 2; }
+  elif [ $# -gt 0 ]; then
+    part=notebooks
+  fi
+  if [ "$part" != recipes ]; then
+    if [ $# -eq 0 ]; then set -- notebooks; fi
+    for profile in colab full; do
+      rm -rf "${out:?}/$profile"
+      log "rehearse: $profile profile, $CORES workers"
+      COURSEKIT_PROFILE="$profile" COURSEKIT_EXECUTED_DIR="$out/$profile" run_pytest "$CORES" 1 "$@" \
+        --junitxml="$out/$profile/junit.xml" -q || failed=1
+    done
+  fi
+  if [ "$part" != notebooks ]; then
+    rehearse_recipes "$out" || failed=1
+  fi
+  "$VENV/bin/python" tools/rehearsal_report.py "$out" --part "$part" | tee "$out/table.md" || failed=1
   return "$failed"
 }
 
@@ -150,7 +188,7 @@ case "$cmd" in
     rehearse "$@"
     ;;
   *)
-    echo "usage: bash course.sh lab | test [pytest args] | robust [notebooks|tests] | rehearse [notebooks] | install" >&2
+    echo "usage: bash course.sh lab | test [pytest args] | robust [notebooks|tests] | rehearse [recipes|notebook paths] | install" >&2
     exit 2
     ;;
 esac

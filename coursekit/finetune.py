@@ -5,6 +5,10 @@
     $ python -m coursekit.finetune recipes/sft_smoke.yml --overwrite-output-dir  # replace an earlier run
     $ python -m coursekit.finetune --aliases                           # Axolotl's keys and ours
 
+After training it prints the loss, the held-out scores (``val_set_size``) and the trained model's reply to
+each of the recipe's ``sample_prompts``. In a rehearsal (``COURSEKIT_REHEARSAL=1`` against the stand-in Hub,
+as ``bash course.sh rehearse`` runs the course's recipes) the run is smoke-sized, and says so in one line.
+
 ``--check`` checks what it can without a download: the keys, every local dataset file and its rows, and that
 ``output_dir`` can take the adapter. Every problem ends as one line, ``error: ...``, and exit code 2::
 
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from coursekit.chat import DataError
 from coursekit.hub import AssetError
 from coursekit.recipes import RecipeError, alias_table, check_recipe, describe, load_recipe, run_recipe
+from coursekit.recipes.samples import format_samples
 from coursekit.sft import OutputDirError
 
 # What a student can fix from the message alone: reported as one line, not a traceback.
@@ -73,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"adapter saved to {run.output_dir}")
     if run.eval_metrics:
         print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in run.eval_metrics.items()))
+    if run.samples:  # the recipe's sample_prompts, answered by the trained model
+        print(format_samples(run.samples))
     return 0
 
 

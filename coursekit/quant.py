@@ -3,6 +3,8 @@
 * ``bnb_config``: the ``BitsAndBytesConfig`` for 8-bit (LLM.int8) or 4-bit (nf4/fp4, double quantization).
 * ``kbit_config``: the same for a profile, or None with one printed line where bitsandbytes cannot run
   (the model then loads unquantized).
+* ``optimizer_for``: a bitsandbytes optimizer (``paged_adamw_32bit``, ``adamw_bnb_8bit``, ...) where it runs,
+  else torch's nearest, with one printed line.
 * ``keep_4bit_trainable``: undoes bitsandbytes' inference-only CPU repacking before training.
 * ``embeddings_quantized``: whether the embeddings or the LM head were quantized (they should not be).
 
@@ -19,7 +21,13 @@ from typing import Any
 
 from coursekit.runtime import Profile
 
-__all__ = ["bnb_config", "embeddings_quantized", "kbit_config", "keep_4bit_trainable"]
+__all__ = ["BNB_OPTIMIZERS", "bnb_config", "embeddings_quantized", "kbit_config", "keep_4bit_trainable",
+           "optimizer_for"]
+
+# transformers' optimizer names that build a bitsandbytes optimizer (tests/test_quant.py checks its list agrees)
+BNB_OPTIMIZERS = ("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit", "ademamix",
+                  "ademamix_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit", "lion_32bit", "lion_8bit",
+                  "paged_lion_32bit", "paged_lion_8bit", "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit")
 
 
 def bnb_config(bits: int, compute_dtype: Any = None, quant_type: str = "nf4", double_quant: bool = True) -> Any:
@@ -57,6 +65,32 @@ def kbit_config(bits: int | None, profile: Profile, quant_type: str = "nf4", dou
         print(f"{bits}-bit loading asked for, but {problem}: loading the model unquantized instead.")
         return None
     return bnb_config(bits, profile.dtype, quant_type, double_quant)
+
+
+def optimizer_for(optim: str, device: str) -> str:
+    """The optimizer a run asking for ``optim`` trains with on ``device``; one printed line when that differs.
+
+    Where bitsandbytes cannot run, its optimizers become torch's nearest (``rmsprop`` for its RMSprop, else
+    ``adamw_torch``). bitsandbytes 0.50 runs its 8-bit and 32-bit optimizers on a CPU too, but pages their
+    state only from a CUDA GPU: a paged one then keeps the same update in ordinary memory, and says so.
+
+    >>> optimizer_for("adamw_torch", "cpu")
+    'adamw_torch'
+    >>> optimizer_for("paged_adamw_32bit", "mps")
+    optimizer paged_adamw_32bit asked for, but bitsandbytes has no Apple MPS backend: training with adamw_torch.
+    'adamw_torch'
+    """
+    if optim not in BNB_OPTIMIZERS:
+        return optim
+    problem = _bnb_problem(device)
+    if problem:
+        chosen = "rmsprop" if optim.startswith("rmsprop") else "adamw_torch"
+        print(f"optimizer {optim} asked for, but {problem}: training with {chosen}.")
+        return chosen
+    if optim.startswith("paged_") and device != "cuda":
+        print(f"optimizer {optim} on {device}: bitsandbytes pages optimizer state only from a CUDA GPU, so it "
+              "keeps it in ordinary memory here (the same update, unpaged).")
+    return optim
 
 
 def keep_4bit_trainable(model: Any, verbose: bool = True) -> int:

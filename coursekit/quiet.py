@@ -13,6 +13,10 @@ Silenced, and why each is harmless:
   and TRL reads it around generation; the alias returns exactly
   ``is_activation_checkpointing``. The notice is for peft's and TRL's authors:
   coursekit never reads the old name. (``install``: a warnings filter.)
+* **bitsandbytes "Paged optimizers are not supported on CPU. Falling back to non-paged optimizer
+  behavior."** (UserWarning, ``bitsandbytes.optim.optimizer``, at a paged optimizer's first step on a CPU).
+  The update is the same; only where its state lives differs. ``quant.optimizer_for``, which a recipe's
+  optimizer goes through, says so in one line of its own before training. (``install``: a warnings filter.)
 * **bitsandbytes "Failed to load CPU gemm_4bit_forward from kernels-community ...
   `pip install kernels`"** (logger ``bitsandbytes.backends.cpu.ops``, at import, on
   CPUs with AVX512-BF16 only). The optional ``kernels`` package would download a
@@ -90,6 +94,7 @@ VERBOSE_VAR = "COURSEKIT_VERBOSE"
 # (message regex, category, module regex) for warnings.filterwarnings: the message's start, as re.match reads it
 WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r"`is_gradient_checkpointing` is deprecated", FutureWarning, r"transformers\.modeling_utils$"),
+    (r"Paged optimizers are not supported on CPU", UserWarning, r"bitsandbytes\.optim\.optimizer$"),
 )
 
 KERNELS_LOGGER = "bitsandbytes.backends.cpu.ops"

@@ -46,7 +46,8 @@ def sample_generations(model: Any, tok: Any, prompt: str | list[dict[str, str]],
     With ``chat`` (and a tokenizer that has a chat template), a string prompt
     becomes one user message and the template is applied with the generation
     prompt; a list of messages is used as is; ``template_kwargs`` go to the
-    template (e.g. ``{"enable_thinking": False}`` for Qwen3). ``seed`` seeds torch right before
+    template (e.g. ``{"enable_thinking": False}`` for Qwen3; ``{"chat_template": ...}`` renders with that
+    template instead, on a tokenizer with or without its own). ``seed`` seeds torch right before
     generating, so a sampled call is reproducible. ``gen_kwargs`` go to
     ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
     ``top_k``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...)::
@@ -64,7 +65,7 @@ def sample_generations(model: Any, tok: Any, prompt: str | list[dict[str, str]],
     """
     if n < 1:
         raise ValueError(f"n={n!r}: must be ≥ 1, the number of completions to generate.")
-    if chat and getattr(tok, "chat_template", None):
+    if chat and (getattr(tok, "chat_template", None) or "chat_template" in (template_kwargs or {})):
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                          **dict(template_kwargs or {}))

@@ -121,6 +121,7 @@ class SFTRun:
     seconds: float
     output_dir: str
     eval_metrics: dict[str, float] = field(default_factory=dict)  # recipes.run_recipe, val_set_size > 0
+    samples: list[tuple[str, str]] = field(default_factory=list)  # recipes.run_recipe: (prompt, reply)
 
     @property
     def losses(self) -> list[float]:

@@ -1,4 +1,5 @@
-"""coursekit.quant: 4-bit loading keeps the embeddings unquantized, and training undoes the CPU repacking."""
+"""coursekit.quant: 4-bit loading keeps the embeddings unquantized, training undoes the CPU repacking, and a
+bitsandbytes optimizer runs where it can (optimizer_for)."""
 
 import pytest
 
@@ -98,3 +99,33 @@ def test_an_8bit_load_has_the_facts_lesson05_asserts_for_quant_8bit():
         with torch.no_grad():
             x = torch.ones(1, q_proj.in_features, dtype=dtype)
             assert q_proj(x).dtype == dtype, (q_proj(x).dtype, dtype)
+
+
+# ---------------------------------------------------------------- optimizer_for: bitsandbytes optimizers here
+def test_transformers_bitsandbytes_optimizers_are_the_ones_quant_knows():
+    from transformers import trainer_optimizer
+
+    theirs = {name.value for name in trainer_optimizer._BITSANDBYTES_OPTIMIZERS}
+    assert theirs == set(quant.BNB_OPTIMIZERS), (theirs ^ set(quant.BNB_OPTIMIZERS))
+
+
+@pytest.mark.parametrize("optim, chosen", [("paged_adamw_32bit", "adamw_torch"), ("adamw_bnb_8bit", "adamw_torch"),
+                                           ("rmsprop_bnb_8bit", "rmsprop")])
+def test_a_bitsandbytes_optimizer_where_bitsandbytes_cannot_run_falls_back_in_one_line(monkeypatch, capsys, optim,
+                                                                                       chosen):
+    monkeypatch.setattr(quant, "_bnb_problem", lambda device: "bitsandbytes is not installed (pip install bitsandbytes)")
+    assert quant.optimizer_for(optim, "cpu") == chosen
+    out = capsys.readouterr().out
+    assert out == f"optimizer {optim} asked for, but bitsandbytes is not installed (pip install bitsandbytes): " \
+                  f"training with {chosen}.\n", out
+
+
+def test_a_paged_optimizer_off_cuda_runs_unpaged_and_says_so_once(capsys):
+    pytest.importorskip("bitsandbytes")
+    assert quant.optimizer_for("paged_adamw_32bit", "cpu") == "paged_adamw_32bit"
+    assert quant.optimizer_for("adamw_bnb_8bit", "cpu") == "adamw_bnb_8bit"  # 8-bit state runs on a CPU: silent
+    assert quant.optimizer_for("adamw_torch", "cpu") == "adamw_torch"
+    assert quant.optimizer_for("paged_adamw_32bit", "cuda") == "paged_adamw_32bit"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["optimizer paged_adamw_32bit on cpu: bitsandbytes pages optimizer state only from a CUDA GPU, "
+                     "so it keeps it in ordinary memory here (the same update, unpaged)."], lines

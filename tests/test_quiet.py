@@ -76,6 +76,26 @@ def test_gradient_checkpointing_notice_is_silenced_only_from_transformers():
     assert shown == [(GC_TEXT, FutureWarning), (GC_TEXT, UserWarning), ("`foo` is deprecated", FutureWarning)]
 
 
+PAGED_TEXT = "Paged optimizers are not supported on CPU. Falling back to non-paged optimizer behavior."
+
+
+def test_the_paged_optimizer_notice_is_silenced_only_from_bitsandbytes_optimizers():
+    shown = _shown((PAGED_TEXT, UserWarning, "bitsandbytes.optim.optimizer"),            # silenced
+                   (PAGED_TEXT, UserWarning, "my_notebook_helpers"),                     # same text, elsewhere
+                   (PAGED_TEXT, FutureWarning, "bitsandbytes.optim.optimizer"),          # another category
+                   ("Paged optimizers: something else", UserWarning, "bitsandbytes.optim.adamw"))  # another module
+    assert shown == [(PAGED_TEXT, UserWarning), (PAGED_TEXT, FutureWarning),
+                     ("Paged optimizers: something else", UserWarning)], shown
+
+
+def test_the_paged_filter_matches_what_bitsandbytes_really_says():
+    source = _source("bitsandbytes.optim.optimizer")
+    message, category, module = quiet.WARNINGS[1]
+    assert re.match(module, "bitsandbytes.optim.optimizer") and category is UserWarning
+    assert f'"{PAGED_TEXT}"' in source, "bitsandbytes no longer warns this way: update the filter in coursekit.quiet"
+    assert re.match(message, PAGED_TEXT)
+
+
 def test_gemv_4bit_warning_is_deliberately_kept():
     text = (f"{quiet.GEMV_4BIT_WARNING} to the Autograd key(s) but we are trying to backprop through it. "
             "This may lead to silently incorrect behavior.")

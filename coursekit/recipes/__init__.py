@@ -45,6 +45,8 @@ loads unquantized. The command line is ``python -m coursekit.finetune recipes/<n
 
 **Before the model loads**, ``run_recipe`` checks what would fail at the end (``check_recipe``: local dataset
 files, ``output_dir``, the rows and ``val_set_size``); ``recipes.files`` reads files with errors naming file and line.
+``recipes.rehearsal`` fits the recipe to the profile (a rehearsal's smoke sizes, the optimizer the device runs);
+``sample_prompts`` are answered after training (``recipes.samples``).
 """
 
 from __future__ import annotations
@@ -57,11 +59,12 @@ from typing import Any
 
 from coursekit.chat import FIELD_NAMES, FORMATS, DataError, convert_rows, held_out_split, prepare_dataset
 from coursekit.evals.answers import score_answers
-from coursekit.hub import check_access
 from coursekit.recipes.files import (RecipeError, check_local_file, dataset_file, load_recipe_dataset, local_file,
                                      read_recipe_file, split_val_set)
 from coursekit.recipes.models import load_model, quantization_config, resolve_model_name
-from coursekit.recipes.preference import PREFERENCE_FORMAT, RL_METHODS, dpo_recipe_rows, run_dpo_recipe
+from coursekit.recipes.preference import PREFERENCE_FORMAT, RL_METHODS, check_rl, dpo_recipe_rows, run_dpo_recipe
+from coursekit.recipes.rehearsal import for_profile, rehearsal_rows
+from coursekit.recipes.samples import check_samples, recipe_samples
 from coursekit.runtime import Profile, get_profile
 from coursekit.sft import SFTRun, SFTSettings, check_output_dir, finetune, lora_config
 
@@ -117,6 +120,8 @@ class Recipe:
     bnb_4bit_use_double_quant: bool = True
     rl: str | None = None  # Axolotl's: "dpo" trains on preference pairs (recipes.preference); none is SFT
     beta: float = 0.1  # DPO's β (DPOConfig's default); Axolotl's rl_beta
+    sample_prompts: list[str] = field(default_factory=list)  # answered after training (recipes.samples)
+    sample_max_new_tokens: int = 256
 
 
 TRAINING_KEYS = tuple(f.name for f in fields(SFTSettings))
@@ -244,21 +249,9 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, **overrides: An
         recipe.load_in_4bit = True
     if recipe.load_in_4bit and recipe.load_in_8bit:
         raise RecipeError("Choose one of load_in_4bit and load_in_8bit, not both.")
-    _check_rl(recipe)
+    check_rl(recipe)
+    check_samples(recipe.sample_prompts, recipe.sample_max_new_tokens)
     return recipe
-
-
-def _check_rl(recipe: Recipe) -> None:
-    """``rl: dpo`` trains on preference pairs only, and pairs need ``rl: dpo``; DPO's β must be positive."""
-    pairs = [d.format == PREFERENCE_FORMAT for d in recipe.datasets]
-    if recipe.rl and not all(pairs):
-        raise RecipeError(f"rl: {recipe.rl} trains on preference pairs: give every dataset format: "
-                          f"{PREFERENCE_FORMAT} (rows with chosen and rejected).")
-    if not recipe.rl and any(pairs):
-        raise RecipeError(f"format: {PREFERENCE_FORMAT} holds chosen/rejected pairs, which SFT cannot train on: "
-                          "add rl: dpo to the recipe.")
-    if not recipe.beta > 0:
-        raise RecipeError(f"beta (rl_beta) is {recipe.beta}: DPO needs beta > 0; DPOConfig's default is 0.1.")
 
 
 def check_recipe(recipe: Recipe, read_rows: bool = True) -> None:
@@ -307,16 +300,22 @@ def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool =
     ``rl: dpo``), save the adapter and tokenizer (``overwrite_output_dir`` replaces an earlier run's files in ``output_dir``).
 
     With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored after training
-    (``evals.score_answers``) into ``run.eval_metrics``. ``progress=False`` trains without the bar and the
-    per-step log lines. The module docstring runs one end to end.
+    (``evals.score_answers``) into ``run.eval_metrics``, and ``sample_prompts`` answered into ``run.samples``.
+    A rehearsal's work is smoke-sized (``rehearsal.for_profile``). ``progress=False`` trains without the bar and
+    the per-step log lines. The module docstring runs one end to end.
     """
     recipe = load_recipe(source, **overrides)
     check_recipe(recipe, read_rows=False)
-    check_access(resolve_model_name(recipe.base_model))  # a gated model without a token: before any download
-    rows = recipe_rows(recipe)
     profile = get_profile(verbose=False).asking(bf16=recipe.bf16, fp16=recipe.fp16)
-    if recipe.rl == "dpo":
-        return run_dpo_recipe(recipe, rows, profile, evaluate, progress)
+    recipe = for_profile(recipe, profile)  # a gated model without a token fails here, before any download
+    rows = rehearsal_rows(recipe_rows(recipe), profile)
+    run = (run_dpo_recipe if recipe.rl == "dpo" else _run_sft)(recipe, rows, profile, evaluate, progress)
+    if recipe.sample_prompts and evaluate:
+        run.samples = recipe_samples(recipe, run.model, run.trainer.processing_class)
+    return run
+
+
+def _run_sft(recipe: Recipe, rows: tuple[list, list], profile: Profile, evaluate: bool, progress: bool) -> SFTRun:
     model, tok = load_model(recipe, profile)
     dataset, held_out = _tokenized(rows, tok, recipe.chat_template)
     lora = lora_config(recipe.lora_r, recipe.lora_alpha, recipe.lora_dropout, recipe.lora_target_modules)
@@ -339,4 +338,6 @@ def describe(recipe: Recipe) -> str:
             f"targets={recipe.lora_target_modules}\n"
             f"{steps}, batch {t.batch_size}×{t.gradient_accumulation_steps}, lr {t.learning_rate:g} "
             f"({t.lr_scheduler_type}), {t.optim}, max_length {t.max_length}, packing {t.packing} → {recipe.output_dir}"
-            + (f"\n{recipe.rl.upper()} beta {recipe.beta:g} (reference: the base, adapter off)" if recipe.rl else ""))
+            + (f"\n{recipe.rl.upper()} beta {recipe.beta:g} (reference: the base, adapter off)" if recipe.rl else "")
+            + (f"\nafter training: {len(recipe.sample_prompts)} sample prompt(s), up to {recipe.sample_max_new_tokens} "
+               "new tokens each" if recipe.sample_prompts else ""))

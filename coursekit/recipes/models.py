@@ -35,7 +35,7 @@ def quantization_config(recipe: Recipe, profile: Profile) -> Any:
 def load_model(recipe: Recipe, profile: Profile) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for the recipe on the profile's device: full precision, or k-bit and ready for QLoRA."""
     name = resolve_model_name(recipe.base_model)
-    check_access(name)
+    check_access(name, rehearsal=profile.rehearsal)  # the stand-in Hub needs no token
     quant = quantization_config(recipe, profile)
     model, tok = assets.load_causal_lm(name, profile=profile, quantization_config=quant)
     if quant is None:

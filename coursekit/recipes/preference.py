@@ -1,6 +1,7 @@
 """A recipe with ``rl: dpo``: its preference datasets read and checked, the held-out pairs, and the DPO run.
 
-Each dataset entry says ``format: preference``: rows in any form ``preference.formats`` reads (TRL's four, an
+``check_rl`` keeps the two apart: ``rl: dpo`` needs preference datasets, and they need ``rl: dpo``. Each
+dataset entry says ``format: preference``: rows in any form ``preference.formats`` reads (TRL's four, an
 UltraFeedback or hh-rlhf row). ``val_set_size`` holds out that many prompts (``preference.held_out_pairs``),
 scored after training by DPOTrainer's evaluation (``dpo.EVAL_METRICS``).
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from coursekit.chat import DataError
 from coursekit.dpo import DPOSettings, dpo_finetune
 from coursekit.preference import explicit_prompt_rows, held_out_pairs
-from coursekit.recipes.files import load_recipe_dataset, split_val_set
+from coursekit.recipes.files import RecipeError, load_recipe_dataset, split_val_set
 from coursekit.recipes.models import load_model
 from coursekit.runtime import Profile
 from coursekit.sft import SFTRun, lora_config
@@ -25,10 +26,23 @@ from coursekit.sft import SFTRun, lora_config
 if TYPE_CHECKING:
     from coursekit.recipes import DatasetSpec, Recipe
 
-__all__ = ["PREFERENCE_FORMAT", "RL_METHODS", "dpo_recipe_rows", "preference_rows", "run_dpo_recipe"]
+__all__ = ["PREFERENCE_FORMAT", "RL_METHODS", "check_rl", "dpo_recipe_rows", "preference_rows", "run_dpo_recipe"]
 
 PREFERENCE_FORMAT = "preference"  # a dataset entry's format for chosen/rejected pairs
 RL_METHODS = ("dpo",)  # a recipe's rl: key (Axolotl's); none means SFT
+
+
+def check_rl(recipe: Recipe) -> None:
+    """``rl: dpo`` trains on preference pairs only, and pairs need ``rl: dpo``; DPO's β must be positive."""
+    pairs = [d.format == PREFERENCE_FORMAT for d in recipe.datasets]
+    if recipe.rl and not all(pairs):
+        raise RecipeError(f"rl: {recipe.rl} trains on preference pairs: give every dataset format: "
+                          f"{PREFERENCE_FORMAT} (rows with chosen and rejected).")
+    if not recipe.rl and any(pairs):
+        raise RecipeError(f"format: {PREFERENCE_FORMAT} holds chosen/rejected pairs, which SFT cannot train on: "
+                          "add rl: dpo to the recipe.")
+    if not recipe.beta > 0:
+        raise RecipeError(f"beta (rl_beta) is {recipe.beta}: DPO needs beta > 0; DPOConfig's default is 0.1.")
 
 
 def preference_rows(spec: DatasetSpec) -> list[dict[str, Any]]:

@@ -15,15 +15,16 @@ loads through the libraries' own code, offline:
   ``describe`` lists them.
 
 ``python -m coursekit.standin_hub ROOT`` is the command line (``--exports`` prints only the
-``export`` lines, for ``eval``); ``bash course.sh rehearse`` runs every notebook against it::
+``export`` lines, for ``eval``); ``bash course.sh rehearse`` runs every notebook against it, then the
+Hub recipes::
 
     $ eval "$(python -m coursekit.standin_hub /tmp/standin --exports)"
-    $ python -m coursekit.finetune recipes/tinyllama_storyteller.yml --max-steps 2
+    $ COURSEKIT_REHEARSAL=1 COURSEKIT_PROFILE=colab python -m coursekit.finetune recipes/tinyllama_storyteller.yml
 
 The weights are random, so a rehearsal checks that everything loads, trains and is scored, not
 what the numbers are. The vocabularies are the real ones (151,936 logits per token for Qwen3), so at
-a recipe's own sizes the logits dominate a CPU step; rehearse with small ones, e.g.
-``recipes.run_recipe(path, max_steps=1, sequence_len=64, micro_batch_size=2)``.
+a recipe's own sizes the logits dominate a CPU step; in a rehearsal ``run_recipe`` caps them
+(``recipes.rehearsal``: 2 steps of 2 × 128 tokens).
 
     >>> from coursekit.standin import layout
     >>> layout.env("/tmp/standin")["HF_HUB_CACHE"]
