@@ -13,19 +13,21 @@
   scales (``quant_state_bytes``, which it does not count); where bitsandbytes cannot load a variant, the
   reason is kept instead of a number.
 * **Activations**: ``saved_activation_bytes`` measures what one training forward pass keeps for backward
-  (on a CPU too), and ``peak_memory_gb`` reads the GPU allocator's peak.
+  (on a CPU too; ``counting_saved_tensors`` counts it around any block), and ``peak_memory_gb`` reads the GPU
+  allocator's peak.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from coursekit.quant import bnb_config
 from coursekit.quiet import progress_bars
 
-__all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "measure_footprints", "nf4_bytes_per_param",
-           "peak_memory_gb", "quant_state_bytes", "saved_activation_bytes", "training_gb"]
+__all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "counting_saved_tensors", "measure_footprints",
+           "nf4_bytes_per_param", "peak_memory_gb", "quant_state_bytes", "saved_activation_bytes", "training_gb"]
 
 NF4_BLOCK = 64  # weights per absmax scale (bitsandbytes' 4-bit blocksize)
 DQ_BLOCK = 256  # absmax scales per second-level fp32 scale (double quantization)
@@ -138,29 +140,39 @@ def quant_state_bytes(model: Any) -> int:
 
 
 # ---------------------------------------------------------------- activations and peaks
+@contextlib.contextmanager
+def counting_saved_tensors(exclude: Iterable[int] = ()) -> Iterator[dict[int, int]]:
+    """Within the block, record the bytes of each storage autograd saves for backward: ``{data_ptr: nbytes}``.
+
+    Storages whose pointer is in ``exclude`` (e.g. the weights') are not counted; a storage saved twice counts once.
+    """
+    import torch
+
+    skip, seen = set(exclude), {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield seen
+
+
 def saved_activation_bytes(model: Any, batch: Mapping[str, Any], backward: bool = False) -> int:
     """Bytes of activations one training forward pass saves for backward (weights excluded).
 
-    Measured with ``torch.autograd.graph.saved_tensors_hooks``, so it works on
+    Measured with ``torch.autograd.graph.saved_tensors_hooks`` (``counting_saved_tensors``), so it works on
     the CPU too, where no allocator reports a peak. With gradient checkpointing
     the layers save nothing (they are recomputed during backward); what remains
     is the rest of the graph, e.g. the logits. ``backward=True`` completes the
     step (gradients are then zeroed), which is when the recomputation happens.
     """
-    import torch
-
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
+    weights = [p.untyped_storage().data_ptr() for p in model.parameters()]
     was_training = model.training
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with counting_saved_tensors(weights) as seen:
         loss = model(**batch).loss
     if backward:
         loss.backward()

@@ -154,7 +154,7 @@ LAYERS = {
     0: ("coursekit", "runtime", "quiet", "plots"),
     1: ("hub", "data", "assets"),
     2: ("tinygpt", "objectives", "sampling", "token_budget", "lora", "bpe", "chat", "quant", "memory", "evals",
-        "gpt2", "preference", "gpu_fit"),
+        "gpt2", "preference", "gpu_fit", "seq_cost"),
     3: ("sft", "dpo", "recipes", "shards", "checkpoints", "distributed", "pretraining", "exercises"),
     4: ("finetune", "pretrain", "standin_hub", "standin", "warm", "make_data", "course"),
 }
