@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_recipe(recipe)
             print("recipe OK")
             return 0
-        run = run_recipe(recipe)
+        run = run_recipe(recipe, smoke_sized=True)  # only a rehearsal caps the work (recipes.rehearsal)
     except PROBLEMS as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held
         return 2

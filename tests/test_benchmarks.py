@@ -19,12 +19,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
 import fetch_wheels  # noqa: E402
 import gpt2_throughput  # noqa: E402
+import seq_len_cost  # noqa: E402
 import sft_throughput  # noqa: E402
 
 sys.path[:2] = []
 
 
-@pytest.mark.parametrize("module", [fetch_wheels, gpt2_throughput, sft_throughput], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [fetch_wheels, gpt2_throughput, seq_len_cost, sft_throughput],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -133,3 +135,13 @@ def test_slimmed_wheel_installs(tmp_path):
                     str(tmp_path / "site"), str(wheel)], check=True)
     assert (tmp_path / "site" / "pkg" / "__init__.py").read_text() == "x = 1\n"
     assert not (tmp_path / "site" / "pkg" / "lib_cuda118.so").exists()
+
+
+# ---------------------------------------------------------------- seq_len_cost.py
+def test_seq_cost_benchmark_smoke_runs():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "benchmarks/seq_len_cost.py", "--smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for needle in ("| 128 | layer |", "| 128 | attention |", "fused/math time:", "time ∝ T^", "say nothing"):
+        assert needle in proc.stdout, (needle, proc.stdout[-1500:])

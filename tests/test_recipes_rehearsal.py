@@ -70,7 +70,7 @@ def test_run_recipe_in_a_rehearsal_trains_two_steps_of_two_on_at_most_32_rows(tm
     held_out = []
     monkeypatch.setattr(recipes, "score_answers", lambda model, tok, ds: held_out.append(len(ds)) or {"loss": 1.0})
     run = recipes.run_recipe(tiny_recipe(tmp_path, max_steps=50, batch_size=8, max_length=512, val_set_size=10),
-                             progress=False)
+                             progress=False, smoke_sized=True)
     args = run.trainer.args
     got = (len(run.losses), args.per_device_train_batch_size, args.gradient_accumulation_steps, args.max_length)
     assert got == (2, 2, 1, 128), got
@@ -78,6 +78,17 @@ def test_run_recipe_in_a_rehearsal_trains_two_steps_of_two_on_at_most_32_rows(tm
     assert held_out == [4], held_out
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rehearsal:")]
     assert len(lines) == 1 and "max_steps 2 (was max_steps 50)" in lines[0], lines
+
+
+def test_a_notebooks_recipe_in_a_rehearsal_runs_as_given(tmp_path, monkeypatch, capsys):
+    """Lessons 04 and 05 size their recipe by the profile and compare it with their own run: no caps there."""
+    rehearse_here(monkeypatch)
+    run = recipes.run_recipe(tiny_recipe(tmp_path, max_steps=3, batch_size=4, max_length=256, val_set_size=0),
+                             progress=False)
+    args = run.trainer.args
+    got = (len(run.losses), args.per_device_train_batch_size, args.max_length)
+    assert got == (3, 4, 256), got  # above every cap: max_steps 2, batch 2, max_length 128
+    assert "smoke-sized" not in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- the optimizer the device runs

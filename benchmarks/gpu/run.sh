@@ -4,8 +4,9 @@
 #   here:    python benchmarks/gpu/fetch_wheels.py          # once: .whl/ with trl, bitsandbytes, datasets, ...
 #   device:  run(command="bash benchmarks/gpu/run.sh gpt2", carry=[".whl"])
 #            run(command="bash benchmarks/gpu/run.sh sft --only trl-defaults ours", carry=[".whl"])
+#            run(command="bash benchmarks/gpu/run.sh seqlen", carry=[".whl"])   # lesson 09 at GPU sizes
 #
-# The first argument picks the benchmark (gpt2 | sft | check); the rest go to its script.
+# The first argument picks the benchmark (gpt2 | sft | seqlen | check); the rest go to its script.
 # Logs land in $OUT (the device tool brings them back), or in /tmp/coursekit-bench elsewhere.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,5 +40,6 @@ case "$what" in
     check) ;;
     gpt2) python3 benchmarks/gpt2_throughput.py "$@" 2>&1 | tee "$OUT/gpt2_throughput.log" ;;
     sft) python3 benchmarks/sft_throughput.py "$@" 2>&1 | tee "$OUT/sft_throughput.log" ;;
-    *) echo "Unknown benchmark '$what'. Use one of: check, gpt2, sft."; exit 2 ;;
+    seqlen) python3 benchmarks/seq_len_cost.py "$@" 2>&1 | tee "$OUT/seq_len_cost.log" ;;
+    *) echo "Unknown benchmark '$what'. Use one of: check, gpt2, sft, seqlen."; exit 2 ;;
 esac

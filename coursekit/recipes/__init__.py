@@ -295,20 +295,20 @@ def recipe_dataset(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
 
 
 def run_recipe(source: str | Path | Mapping[str, Any] | Recipe, evaluate: bool = True, progress: bool = True,
-               **overrides: Any) -> SFTRun:
+               smoke_sized: bool = False, **overrides: Any) -> SFTRun:
     """Validate, check (``check_recipe``), load the data and then the model, train with LoRA (SFT, or DPO with
     ``rl: dpo``), save the adapter and tokenizer (``overwrite_output_dir`` replaces an earlier run's files in ``output_dir``).
 
     With ``val_set_size`` > 0 and ``evaluate``, the held-out prompts are scored after training
     (``evals.score_answers``) into ``run.eval_metrics``, and ``sample_prompts`` answered into ``run.samples``.
-    A rehearsal's work is smoke-sized (``rehearsal.for_profile``). ``progress=False`` trains without the bar and
+    With ``smoke_sized`` (the command line), a rehearsal's work is capped (``rehearsal.for_profile``). ``progress=False`` trains without the bar and
     the per-step log lines. The module docstring runs one end to end.
     """
     recipe = load_recipe(source, **overrides)
     check_recipe(recipe, read_rows=False)
     profile = get_profile(verbose=False).asking(bf16=recipe.bf16, fp16=recipe.fp16)
-    recipe = for_profile(recipe, profile)  # a gated model without a token fails here, before any download
-    rows = rehearsal_rows(recipe_rows(recipe), profile)
+    recipe = for_profile(recipe, profile, smoke_sized)  # a gated model without a token fails here, before any download
+    rows = rehearsal_rows(recipe_rows(recipe), profile, smoke_sized)
     run = (run_dpo_recipe if recipe.rl == "dpo" else _run_sft)(recipe, rows, profile, evaluate, progress)
     if recipe.sample_prompts and evaluate:
         run.samples = recipe_samples(recipe, run.model, run.trainer.processing_class)

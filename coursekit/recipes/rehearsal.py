@@ -1,7 +1,9 @@
 """A recipe on this profile: smoke-sized in a rehearsal, the optimizer the device can run, a gated model's check.
 
 ``run_recipe`` passes every recipe through ``for_profile`` before loading anything. In a rehearsal
-(``Profile.rehearsal``: ``COURSEKIT_REHEARSAL=1``, as ``bash course.sh rehearse`` sets) the recipe keeps its own
+(``Profile.rehearsal``: ``COURSEKIT_REHEARSAL=1``, as ``bash course.sh rehearse`` sets) of the command line
+(``python -m coursekit.finetune`` calls ``run_recipe(..., smoke_sized=True)``; a notebook sizes its recipe by its
+profile already, and it runs as given) the recipe keeps its own
 model, data, chat template, LoRA targets, k-bit loading, optimizer and packing, so the rehearsal runs its code
 paths; only the amount of work shrinks to ``REHEARSAL_CAPS`` (and ``REHEARSAL_ROWS`` training rows, which
 ``rehearsal_rows`` keeps), and one printed line says what was capped. A gated model needs no token there: the
@@ -62,22 +64,26 @@ def _capped(recipe: Recipe) -> tuple[Recipe, list[str]]:
     return small, phrases
 
 
-def for_profile(recipe: Recipe, profile: Profile) -> Recipe:
-    """The recipe as it runs on ``profile``: within ``REHEARSAL_CAPS`` in a rehearsal (one printed line), the
-    optimizer ``quant.optimizer_for`` chooses, and a gated base model checked for a token (waived in a rehearsal)."""
+def for_profile(recipe: Recipe, profile: Profile, smoke_sized: bool = True) -> Recipe:
+    """The recipe as it runs on ``profile``: within ``REHEARSAL_CAPS`` in a rehearsal when ``smoke_sized`` (one
+    printed line), the optimizer ``quant.optimizer_for`` chooses, and a gated base model checked for a token (waived
+    in a rehearsal). A notebook that sizes its own work (``P.size``) runs its recipe with ``smoke_sized=False``."""
     waived = check_access(resolve_model_name(recipe.base_model), rehearsal=profile.rehearsal)
-    if profile.rehearsal:
+    phrases = []
+    if profile.rehearsal and smoke_sized:
         recipe, phrases = _capped(recipe)
         phrases.append(f"at most {REHEARSAL_ROWS} training rows")
-        if waived:
-            phrases.append(f"gated {recipe.base_model} from the stand-in Hub, no HF_TOKEN needed")
-        print(f"rehearsal: smoke-sized run ({', '.join(phrases)})")
+    if waived:
+        phrases.append(f"gated {recipe.base_model} from the stand-in Hub, no HF_TOKEN needed")
+    if phrases:
+        print(f"rehearsal: {'smoke-sized run' if smoke_sized else 'the recipe as given'} ({', '.join(phrases)})")
     optim = optimizer_for(recipe.training.optim, profile.device)
     return recipe if optim == recipe.training.optim else replace(recipe, training=replace(recipe.training, optim=optim))
 
 
-def rehearsal_rows(rows: tuple[list[Any], list[Any]], profile: Profile) -> tuple[list[Any], list[Any]]:
-    """``(train, held_out)`` with at most ``REHEARSAL_ROWS`` training rows in a rehearsal; unchanged elsewhere.
+def rehearsal_rows(rows: tuple[list[Any], list[Any]], profile: Profile,
+                   smoke_sized: bool = True) -> tuple[list[Any], list[Any]]:
+    """``(train, held_out)`` with at most ``REHEARSAL_ROWS`` training rows in a smoke-sized rehearsal; else unchanged.
 
     >>> from coursekit.runtime import Precision, Profile
     >>> R = Profile("full", "a test", "cpu", Precision("fp32", "no CUDA"), rehearsal=True)
@@ -86,4 +92,4 @@ def rehearsal_rows(rows: tuple[list[Any], list[Any]], profile: Profile) -> tuple
     (32, [7])
     """
     train, held_out = rows
-    return (train[:REHEARSAL_ROWS], held_out) if profile.rehearsal else rows
+    return (train[:REHEARSAL_ROWS], held_out) if profile.rehearsal and smoke_sized else rows
