@@ -32,10 +32,9 @@ Silenced, and why each is harmless:
   instructions`` line) and ``cuda_platform.cc] failed call to cuInit``. TinyGPT is a
   2,453-parameter model that Keras runs on the CPU; with no GPU, "no CUDA driver"
   is the truth, and the CPU-instructions note is about speed only. Nothing hides a
-  GPU (``CUDA_VISIBLE_DEVICES`` is left alone); where a GPU device node exists
-  (``/dev/nvidia*``, WSL's ``/dev/dxg``) these lines are kept, since there they
-  could mean a broken set-up. (``tensorflow_startup``, around ``import keras`` in
-  ``coursekit.tinygpt``: every other line is passed through.)
+  GPU (``CUDA_VISIBLE_DEVICES`` is left alone); where a GPU device node exists (``/dev/nvidia*``, WSL's
+  ``/dev/dxg``) these lines are kept, since there they could mean a broken set-up. (``tensorflow_startup``,
+  around ``import keras`` in ``coursekit.tinygpt``: every other line is passed through.)
 * **transformers' "RobertaModel LOAD REPORT" when BERTScore loads roberta-large**
   (logger ``transformers.modeling_utils``). bert-score loads the bare encoder
   (``AutoModel``) from a masked-LM checkpoint, so the checkpoint's ``lm_head.*``
@@ -44,6 +43,10 @@ Silenced, and why each is harmless:
   Only a report whose every row is one of those two is dropped; any other key
   (a missing encoder weight, a size mismatch) keeps the whole report.
   (``install``: a logging filter on that logger, for that report only.)
+* **peft "Could not find a config file in <Hub id> - will assume that the vocabulary was not modified."**
+  (UserWarning, ``peft.utils.save_and_load``, saving a Hub model's adapter offline, as the rehearsal does).
+  Offline, peft cannot read the base's config to see whether the vocabulary was resized, and guesses not.
+  ``peft_vocabulary_answered`` (``sft``'s save) reads the cached config.json: only a proven guess is dropped.
 * **Progress bars inside loops**: ``progress_bars(False)`` turns off the bars of
   transformers ("Loading weights"), huggingface_hub and datasets ("Truncating train
   dataset", ...) for one block, then restores each library's previous setting;
@@ -75,6 +78,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -83,11 +87,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["GEMV_4BIT_WARNING", "KERNELS_LOGGER", "KERNELS_MESSAGE", "LOAD_REPORT_LOGGER", "TF_NO_GPU_LINES",
-           "TF_STARTUP_LINES", "VERBOSE_VAR", "WARNINGS",
-           "gpu_device_present", "install", "is_tensorflow_startup_noise", "is_unused_head_report", "progress_bars",
-           "tensorflow_startup",
-           "verbose"]
+__all__ = ["GEMV_4BIT_WARNING", "KERNELS_LOGGER", "KERNELS_MESSAGE", "LOAD_REPORT_LOGGER", "PEFT_VOCAB_GUESS",
+           "TF_NO_GPU_LINES", "TF_STARTUP_LINES", "VERBOSE_VAR", "WARNINGS", "gpu_device_present", "install",
+           "is_tensorflow_startup_noise", "is_unused_head_report", "peft_vocabulary_answered", "progress_bars",
+           "tensorflow_startup", "verbose"]
 
 VERBOSE_VAR = "COURSEKIT_VERBOSE"
 
@@ -187,6 +190,28 @@ def install() -> None:
     report_logger = logging.getLogger(LOAD_REPORT_LOGGER)  # transformers' loggers are plain logging loggers
     if _LOAD_REPORT_FILTER not in report_logger.filters:
         report_logger.addFilter(_LOAD_REPORT_FILTER)
+
+
+PEFT_VOCAB_GUESS = r"Could not find a config file in .* - will assume that the vocabulary was not modified"
+
+
+@contextlib.contextmanager
+def peft_vocabulary_answered(model: object) -> Iterator[None]:
+    """Save a peft adapter inside this block: peft's offline guess that the vocabulary was not resized is dropped
+    when the base's cached ``config.json`` shows the guess is right (same ``vocab_size``), and kept otherwise."""
+    from huggingface_hub import try_to_load_from_cache
+
+    base = getattr(getattr(model, "active_peft_config", None), "base_model_name_or_path", None)
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    try:
+        cached = try_to_load_from_cache(base, "config.json") if base and vocab else None
+    except ValueError:  # a folder's path is no Hub id; peft reads that folder's config.json itself, no warning
+        cached = None
+    same = isinstance(cached, str) and json.loads(Path(cached).read_text()).get("vocab_size") == vocab
+    with warnings.catch_warnings():
+        if same and not verbose():
+            warnings.filterwarnings("ignore", PEFT_VOCAB_GUESS, UserWarning, r"peft\.utils\.save_and_load$")
+        yield
 
 
 # ================================================================ TensorFlow's native start-up lines

@@ -47,7 +47,7 @@ from coursekit.chat import prepare_dataset
 from coursekit.objectives import IGNORE_INDEX
 from coursekit.plots import plot_losses
 from coursekit.quant import keep_4bit_trainable
-from coursekit.quiet import progress_bars
+from coursekit.quiet import peft_vocabulary_answered, progress_bars
 from coursekit.runtime import Profile, effective_seed, get_profile
 
 __all__ = ["OutputDirError", "SFTRun", "SFTSettings", "check_output_dir", "finetune", "lora_config", "plot_loss",
@@ -217,7 +217,8 @@ def _save(run: SFTRun, output_dir: Path, overwrite_output_dir: bool) -> None:
     try:
         if overwrite_output_dir:
             _empty(output_dir)
-        run.trainer.save_model(str(output_dir))
+        with peft_vocabulary_answered(run.trainer.model):
+            run.trainer.save_model(str(output_dir))
         return
     except OSError as err:
         problem = f"{type(err).__name__}: {err.strerror or err}"

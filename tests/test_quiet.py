@@ -277,3 +277,63 @@ def test_without_the_filter_transformers_does_report_the_unused_head(tmp_path):
         for f in filters:
             log.addFilter(f)
     assert len(reports) == 1 and quiet.is_unused_head_report(reports[0]), reports  # what the filter is written for
+
+
+# ---------------------------------------------------------------- peft's offline vocabulary guess
+HUB_ID = "coursekit-test/tiny-llama"
+PEFT_WRAPS = pytest.mark.filterwarnings(r"ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # silenced
+
+
+def _cache_config(cache, vocab_size):
+    """A Hub cache holding only HUB_ID's config.json, as a download of it leaves it."""
+    repo = cache / ("models--" + HUB_ID.replace("/", "--"))
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123" / "config.json").write_text(f'{{"vocab_size": {vocab_size}}}')
+
+
+def _save_warnings(tmp_path, monkeypatch, cached_vocab, answered=True):
+    """The warnings peft gives saving a LoRA adapter of the tiny Llama, its base named by a Hub id, offline."""
+    from huggingface_hub import constants
+    from peft import LoraConfig, get_peft_model
+
+    from coursekit import assets
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    if cached_vocab is not None:
+        _cache_config(tmp_path / "hub", cached_vocab)
+    model, _ = assets.load_tiny("llama")
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    peft_model.active_peft_config.base_model_name_or_path = HUB_ID
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet.peft_vocabulary_answered(peft_model) if answered else warnings.catch_warnings():
+            peft_model.save_pretrained(tmp_path / "adapter")
+    return [str(w.message) for w in seen if "vocabulary" in str(w.message)], model.config.vocab_size
+
+
+@PEFT_WRAPS
+def test_peft_offline_guesses_the_vocabulary_and_warns(tmp_path, monkeypatch):
+    said, vocab = _save_warnings(tmp_path, monkeypatch, cached_vocab=None, answered=False)
+    assert len(said) == 1 and re.match(quiet.PEFT_VOCAB_GUESS, said[0]) and HUB_ID in said[0], said
+
+
+@PEFT_WRAPS
+def test_a_guess_the_cached_config_proves_is_dropped(tmp_path, monkeypatch):
+    from transformers import AutoConfig
+
+    from coursekit import assets
+
+    vocab = AutoConfig.from_pretrained(assets.tiny_model_path("llama")).vocab_size
+    said, saved_vocab = _save_warnings(tmp_path, monkeypatch, cached_vocab=vocab)
+    assert said == [] and saved_vocab == vocab, (said, saved_vocab, vocab)
+
+
+@PEFT_WRAPS
+@pytest.mark.parametrize("cached", ["resized", "absent"])
+def test_a_guess_nothing_proves_keeps_its_warning(tmp_path, monkeypatch, cached):
+    vocab = 7 if cached == "resized" else None  # the cached base has another vocabulary, or no config at all
+    said, _ = _save_warnings(tmp_path, monkeypatch, cached_vocab=vocab)
+    assert len(said) == 1 and HUB_ID in said[0], said

@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,19 @@ def test_qlora_recipe_loads_4bit_on_cpu(tmp_path):
     run = recipes.run_recipe(tiny_recipe(tmp_path, adapter="qlora", max_steps=2, val_set_size=0))
     kinds = {type(m).__name__ for m in run.model.modules()}
     assert "Linear4bit" in kinds and all(math.isfinite(x) for x in run.losses)
+
+
+def test_a_checkpointed_qlora_recipe_trains_checkpointed_without_the_deprecated_switch(tmp_path):
+    """peft's own checkpointing switch calls transformers' deprecated alias; the trainer's does the same work."""
+    pytest.importorskip("bitsandbytes")
+    recipe = tiny_recipe(tmp_path, adapter="qlora", gradient_checkpointing=True, max_steps=2, val_set_size=0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run = recipes.run_recipe(recipe, progress=False)
+    deprecated = [str(w.message) for w in seen if "gradient_checkpointing_enable" in str(w.message)]
+    base = run.model.get_base_model()
+    assert deprecated == [] and base.is_activation_checkpointing, (deprecated, base.is_activation_checkpointing)
+    assert run.trainer.args.activation_checkpointing and all(math.isfinite(x) for x in run.losses), run.losses
 
 
 # ---------------------------------------------------------------- bad input: tokens, bitsandbytes

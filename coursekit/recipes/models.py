@@ -42,4 +42,6 @@ def load_model(recipe: Recipe, profile: Profile) -> tuple[Any, Any]:
         return model, tok
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing), tok
+    # Checkpointing is left to the trainer (TrainingArguments' activation_checkpointing, and TRL makes the inputs
+    # require grad for a peft model): peft's own switch goes through transformers' deprecated alias.
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), tok
