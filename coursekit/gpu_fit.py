@@ -71,8 +71,12 @@ class ModelShape:
     head_dim: int
     tied: bool = False  # the LM head shares the embedding matrix
 
-    def _linears(self) -> list[tuple[int, int]]:
-        """(in, out) of each linear layer of one decoder layer: q, k, v, o, gate, up, down."""
+    def linears(self) -> list[tuple[int, int]]:
+        """(in, out) of each linear layer of one decoder layer: q, k, v, o, gate, up, down.
+
+        >>> SHAPES["3B"].linears()[:2]    # q: 24 heads × 128; k: 8 key-value heads × 128 (grouped-query attention)
+        [(3072, 3072), (3072, 1024)]
+        """
         h, kv = self.hidden, self.kv_heads * self.head_dim
         q = self.heads * self.head_dim
         return [(h, q), (h, kv), (h, kv), (q, h), (h, self.intermediate), (h, self.intermediate),
@@ -84,12 +88,12 @@ class ModelShape:
 
     def n_params(self) -> int:
         """Every parameter: embeddings, each layer's linears and its two RMSNorm weights, the final norm."""
-        per_layer = sum(i * o for i, o in self._linears()) + 2 * self.hidden
+        per_layer = sum(i * o for i, o in self.linears()) + 2 * self.hidden
         return self.embedding_params() + self.layers * per_layer + self.hidden
 
     def lora_params(self, r: int = 16) -> int:
         """A rank-``r`` adapter on every linear layer of every decoder layer: r·(in + out) each."""
-        return self.layers * sum(r * (i + o) for i, o in self._linears())
+        return self.layers * sum(r * (i + o) for i, o in self.linears())
 
 
 def shape_of(config: Any, name: str = "") -> ModelShape:
@@ -128,7 +132,7 @@ def activation_values_per_token_layer(shape: ModelShape, method: str, lora_r: in
     """
     _check_method(method)
     n_hidden, n_inter, n_kv = SAVED_TENSORS[method]
-    adapter = 0 if method == "full FT" else len(shape._linears()) * lora_r
+    adapter = 0 if method == "full FT" else len(shape.linears()) * lora_r
     return n_hidden * shape.hidden + n_inter * shape.intermediate + n_kv * shape.kv_heads * shape.head_dim + adapter
 
 

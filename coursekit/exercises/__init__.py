@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Exercise", "Result", "Wrong", "expect_close", "expect_equal", "expect_tensor", "matching_mistake",
-           "scoreboard"]
+__all__ = ["Exercise", "Result", "Wrong", "as_number", "expect_close", "expect_equal", "expect_tensor",
+           "matching_mistake", "scoreboard"]
 
 
 class Wrong(Exception):  # noqa: N818 (it names the outcome, as a student reads it)
@@ -142,6 +142,22 @@ def expect_equal(got: Any, want: Any, what: str) -> None:
     """``Wrong`` naming ``what``, the value found and the one expected."""
     if got != want:
         raise Wrong(f"{what} is {got!r}; expected {want!r}.")
+
+
+def as_number(got: Any, what: str) -> float:
+    """``got`` as a float, or ``Wrong`` naming what ``what`` returned instead (a checker then compares numbers).
+
+    >>> as_number("0.5", "tokens_cut")
+    0.5
+    >>> as_number([1, 2], "tokens_cut")
+    Traceback (most recent call last):
+    ...
+    coursekit.exercises.Wrong: tokens_cut returned [1, 2], not a number.
+    """
+    try:
+        return float(got)
+    except (TypeError, ValueError):
+        raise Wrong(f"{what} returned {got!r}, not a number.") from None
 
 
 def matching_mistake(got: float, mistakes: dict[str, float], rel: float = 1e-6) -> str | None:

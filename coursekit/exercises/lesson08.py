@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coursekit.exercises import Exercise, Wrong, expect_close, expect_tensor, matching_mistake
+from coursekit.exercises import Exercise, Wrong, as_number, expect_close, expect_tensor, matching_mistake
 from coursekit.preference import EPS, bradley_terry_loss, dpo_loss, group_advantages, kl_penalty
 
 __all__ = ["EXERCISES", "advantages", "bradley_terry", "dpo", "k3", "q1", "q2", "q3", "q4"]
@@ -39,11 +39,7 @@ def _value(got: Any, what: str) -> float:
     if isinstance(got, torch.Tensor) and got.numel() != 1:
         raise Wrong(f"{what} returned a tensor of shape {tuple(got.shape)}; the loss is one number: take the "
                     ".mean() over the pairs.")
-    try:
-        return float(got)
-    except (TypeError, ValueError):
-        raise Wrong(f"{what} returned {got!r}, not a number.") from None
-
+    return as_number(got, what)
 
 
 # ---------------------------------------------------------------- q1: the reward model's loss

@@ -17,21 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from coursekit.exercises import Exercise, Wrong, expect_close, matching_mistake
+from coursekit.exercises import Exercise, Wrong, as_number, expect_close, matching_mistake
 from coursekit.gpu_fit import GIB, ModelShape, memory_gib
 
 __all__ = ["EXERCISES", "full_ft_state_gib", "q1", "q2", "tokens_cut"]
 
 DATASETS = ([100, 300, 500, 900], [5, 5, 5, 5000], [64] * 10, [1, 2000, 40, 700, 3000, 12])
 CUTS = (400, 64, 1024, 10)
-
-
-def _number(got: Any, what: str) -> float:
-    try:
-        return float(got)
-    except (TypeError, ValueError):
-        raise Wrong(f"{what} returned {got!r}, not a number.") from None
-
 
 
 # ---------------------------------------------------------------- q1: what truncation throws away
@@ -45,7 +37,7 @@ def _check_tokens_cut(f: Callable[..., Any]) -> str:
     for lengths, L in zip(DATASETS, CUTS):
         a = np.asarray(lengths)
         want = tokens_cut(lengths, L)
-        got = _number(f(a.copy(), L), "tokens_cut")
+        got = as_number(f(a.copy(), L), "tokens_cut")
         mistake = matching_mistake(got, {
             f"the share of ROWS longer than L; the share of TOKENS beyond L is {want:.6g}": float((a > L).mean()),
             f"without clipping at 0: a row shorter than L does not give tokens back; the answer is {want:.6g}":
@@ -80,7 +72,7 @@ def full_ft_state_gib(n_params: float) -> float:
 def _check_full_ft(f: Callable[..., Any]) -> str:
     for n in (1e9, 8.03e9, 70.6e9):
         want = full_ft_state_gib(n)
-        got = _number(f(n), "full_ft_state_gib")
+        got = as_number(f(n), "full_ft_state_gib")
         mistake = matching_mistake(got, {
             f"bf16 weights alone, what INFERENCE needs; training holds 16 bytes a parameter: {want:.4g}": n * 2 / GIB,
             f"the fp32 weights alone; the gradient (4 bytes) and Adam's two moments (8) come too: {want:.4g}":
