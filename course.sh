@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# coursekit set-up and entry points. Both commands install everything first
+# coursekit set-up and entry points. Every command installs everything first
 # (idempotent: a second run only checks a stamp), then:
+#   bash course.sh install  only that
 #   bash course.sh lab    open JupyterLab on notebooks/
 #   bash course.sh test   run the unit tests and every notebook (smoke profile)
 #   bash course.sh robust every notebook under perturbed numerics (2 threads, two other
-#                         seeds), the unit tests with 2 workers and in random order;
+#                         seeds), the unit tests in random order with 2 workers (two orders),
+#                         then on 1 worker;
 #                         a table of the results goes to runs/robust/table.md
 #                         (`robust notebooks` or `robust tests` runs one half)
 #   bash course.sh rehearse  every notebook in the colab and the full profile, on the CPU and
@@ -58,7 +60,7 @@ CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 test_env() {
   export COURSEKIT_PROFILE=smoke HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
   export TF_CPP_MIN_LOG_LEVEL=2 TOKENIZERS_PARALLELISM=false
-  # Notebooks render their figures inline, so the figure gate (tests/conftest.py) sees them.
+  # Notebooks render their figures inline, so the figure gate (conftest.py) sees them.
   unset MPLBACKEND
 }
 
