@@ -35,7 +35,8 @@ from typing import Any
 
 from coursekit.memory import nf4_bytes_per_param
 
-__all__ = ["GPUS", "METHODS", "SHAPES", "ModelShape", "fit_table", "fits", "memory_gib", "shape_of"]
+__all__ = ["ADAPTER_BYTES", "BF16", "FP32", "GIB", "GPUS", "METHODS", "SHAPES", "STATE_BYTES", "ModelShape",
+           "fit_table", "fits", "memory_gib", "shape_of"]
 
 GIB = 2**30
 METHODS = ("full FT", "LoRA", "QLoRA")

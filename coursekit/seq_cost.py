@@ -13,6 +13,8 @@ while their work is still T². ``fit_exponent`` reads the power off measurements
     >>> cost = attention_step_cost(AttentionShape(heads=4, kv_heads=2, head_dim=16), 64, "math")
     >>> cost.bytes > attention_step_cost(AttentionShape(heads=4, kv_heads=2, head_dim=16), 64, "fused").bytes
     True
+    >>> attention_step_cost(AttentionShape(heads=4, kv_heads=2, head_dim=16), 128, "math").flops / cost.flops
+    4.0
 
 Memory is what the step holds beyond the weights: on a GPU, the allocator's peak over the step minus what was
 allocated before it; on the CPU, where no allocator reports a peak, the tensors autograd saves for backward
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from coursekit.memory import counting_saved_tensors
 
@@ -59,10 +62,12 @@ class AttentionShape:
 
 @dataclass(frozen=True)
 class StepCost:
-    """One forward + backward step: its seconds and the bytes it holds beyond the weights."""
+    """One forward + backward step: its seconds, the bytes it holds beyond the weights, and its floating-point
+    operations as ``torch.utils.flop_counter`` counts them (matmuls and SDPA; a fused CPU kernel counts 0)."""
 
     seconds: float
     bytes: int
+    flops: int = 0
 
 
 def fit_exponent(lengths: Sequence[float], values: Sequence[float]) -> float:
@@ -99,24 +104,28 @@ def _held_bytes(device: str, out: list[int], exclude: set[int]) -> Iterator[None
 
 def measure_step(step: Callable[[], torch.Tensor], device: str = "cpu", repeats: int = 2,
                  exclude: set[int] | None = None) -> StepCost:
-    """Run ``step`` (a forward that returns a scalar loss) and its backward: one warm-up, then the fastest of
-    ``repeats``. ``exclude`` holds storage pointers not to count as saved (the weights)."""
+    """Run ``step`` (a forward that returns a scalar loss) and its backward: one warm-up, which counts the bytes
+    and the FLOPs, then the fastest of ``repeats``. ``exclude`` holds storage pointers not to count as saved (the
+    weights)."""
     held: list[int] = []
-    best = float("inf")
+    best, flops = float("inf"), 0
     for i in range(repeats + 1):
         _sync(device)
         start = time.perf_counter()
-        with _held_bytes(device, held, exclude or set()) if i == 0 else contextlib.nullcontext():
-            loss = step()
-            if device == "cuda":  # the GPU peak includes backward; the CPU counts what forward saved for it
+        with FlopCounterMode(display=False) if i == 0 else contextlib.nullcontext() as counter:
+            with _held_bytes(device, held, exclude or set()) if i == 0 else contextlib.nullcontext():
+                loss = step()
+                if device == "cuda":  # the GPU peak includes backward; the CPU counts what forward saved for it
+                    loss.backward()
+            if device != "cuda":
                 loss.backward()
-        if device != "cuda":
-            loss.backward()
         _sync(device)
-        if i > 0:
+        if i == 0:
+            flops = counter.get_total_flops()
+        else:
             best = min(best, time.perf_counter() - start)
         del loss
-    return StepCost(best, held[0])
+    return StepCost(best, held[0], flops)
 
 
 def attention_step_cost(shape: AttentionShape, length: int, kernel: str, device: str = "cpu",

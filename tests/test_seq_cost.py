@@ -1,7 +1,7 @@
 """coursekit.seq_cost: power-law fits, and the memory each SDPA kernel and a real decoder layer hold.
 
 Memory on the CPU is what autograd saves, which is exact: these tests assert it to the byte or the percent.
-Times are never asserted here (benchmarks measure speed); only that they are positive.
+Times are never asserted here (benchmarks measure speed); only that they are positive. FLOPs are counted, so exact.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def test_attention_costs_report_positive_times():
     assert cost.seconds > 0 and cost.bytes > 0, cost
 
 
+def test_the_math_kernels_work_is_twelve_products_per_query_key_pair_and_head_dim():
+    """Forward: QKᵀ and PV, 2 FLOPs a multiply-add each; backward: twice the forward. Causal or not, the math
+    kernel multiplies the whole (T, T) square."""
+    for T in (16, 32, 64):
+        flops = seq_cost.attention_step_cost(SHAPE, T, "math", repeats=1, batch=2).flops
+        assert flops == 12 * 2 * SHAPE.heads * T * T * SHAPE.head_dim, (T, flops)
+
+
 def test_unknown_kernel_is_a_key_error_naming_it():
     with pytest.raises(KeyError, match="flash3"):
         seq_cost.attention_step_cost(SHAPE, 16, "flash3")
@@ -80,6 +88,15 @@ def test_a_layer_step_with_the_math_kernel_keeps_its_probabilities(tiny_llama):
     b = np.linalg.lstsq(np.stack([np.ones_like(Ts), Ts, Ts**2], axis=1), extra, rcond=None)[0][2]
     assert b == pytest.approx(shape.heads * 4, rel=0.05), (b, shape)
     assert all(p.grad is None for p in tiny_llama.model.layers[0].parameters()), "layer_step_cost left gradients"
+
+
+def test_a_layers_work_outside_attention_is_exactly_linear_in_the_length(tiny_llama):
+    shape = seq_cost.AttentionShape.of(tiny_llama.config)
+    rest = []
+    for T in (32, 64, 128):
+        layer = seq_cost.layer_step_cost(tiny_llama, torch.randn(1, T, tiny_llama.config.hidden_size), "math", repeats=1)
+        rest.append(layer.flops - seq_cost.attention_step_cost(shape, T, "math", repeats=1).flops)
+    assert rest[0] > 0 and rest[1] == 2 * rest[0] and rest[2] == 2 * rest[1], rest
 
 
 def test_layer_step_cost_needs_sdpa_attention(tiny_llama):
