@@ -27,7 +27,8 @@ from coursekit.quant import bnb_config
 from coursekit.quiet import progress_bars
 
 __all__ = ["BYTES_PER_PARAM", "TRAINING_BYTES_PER_PARAM", "counting_saved_tensors", "measure_footprints",
-           "nf4_bytes_per_param", "peak_memory_gb", "quant_state_bytes", "saved_activation_bytes", "training_gb"]
+           "nf4_bytes_per_param", "peak_memory_gb", "quant_state_bytes", "saved_activation_bytes", "training_gb",
+           "weight_storages"]
 
 NF4_BLOCK = 64  # weights per absmax scale (bitsandbytes' 4-bit blocksize)
 DQ_BLOCK = 256  # absmax scales per second-level fp32 scale (double quantization)
@@ -140,6 +141,17 @@ def quant_state_bytes(model: Any) -> int:
 
 
 # ---------------------------------------------------------------- activations and peaks
+def weight_storages(module: Any) -> set[int]:
+    """The storage pointers of a module's parameters: what ``counting_saved_tensors`` should not count, since
+    autograd also saves the weights a layer needs for backward, the same for any batch.
+
+    >>> import torch
+    >>> len(weight_storages(torch.nn.Linear(3, 2)))    # the weight and the bias
+    2
+    """
+    return {p.untyped_storage().data_ptr() for p in module.parameters()}
+
+
 @contextlib.contextmanager
 def counting_saved_tensors(exclude: Iterable[int] = ()) -> Iterator[dict[int, int]]:
     """Within the block, record the bytes of each storage autograd saves for backward: ``{data_ptr: nbytes}``.
@@ -169,7 +181,7 @@ def saved_activation_bytes(model: Any, batch: Mapping[str, Any], backward: bool 
     is the rest of the graph, e.g. the logits. ``backward=True`` completes the
     step (gradients are then zeroed), which is when the recomputation happens.
     """
-    weights = [p.untyped_storage().data_ptr() for p in model.parameters()]
+    weights = weight_storages(model)
     was_training = model.training
     model.train()
     with counting_saved_tensors(weights) as seen:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from coursekit.memory import counting_saved_tensors
+from coursekit.memory import counting_saved_tensors, weight_storages
 
 __all__ = ["KERNELS", "AttentionShape", "StepCost", "attention_step_cost", "fit_exponent", "layer_step_cost",
            "measure_step"]
@@ -152,7 +152,7 @@ def layer_step_cost(model: Any, hidden: torch.Tensor, kernel: str, layer: int = 
     block, rotary = model.model.layers[layer], model.model.rotary_emb
     positions = torch.arange(hidden.shape[1], device=hidden.device)[None]  # (1, T): the same for every row
     cos_sin = rotary(hidden, positions)
-    weights = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    weights = weight_storages(block)
 
     def step() -> torch.Tensor:
         with sdpa_kernel(KERNELS[kernel]):
